@@ -3,7 +3,8 @@
 //   crmctl token --sub alice --scopes contacts:read,contacts:write
 //   crmctl health 127.0.0.1:7001 --plaintext
 //   crmctl list 127.0.0.1:7001 --plaintext [SERVICE]
-//   crmctl call 127.0.0.1:7001 crm.contact.v1.ContactService/GetContact '{"name": "..."}' --plaintext
+//   crmctl call 127.0.0.1:7001 crm.contact.v1.ContactService/GetContact '{"name": "..."}'
+//   --plaintext
 //
 // `call` works for every method of every service: it reads the method's types from the
 // server's reflection service, converts the JSON request, and prints the answer as JSON.
@@ -67,7 +68,8 @@ void AddConnectionFlags(CLI::App& command, Connection& c, bool with_token) {
   command.add_option("--key-file", c.channel.key_file, "client key for mTLS (PEM)")
       ->envname("CRM_KEY_FILE")
       ->check(CLI::ExistingFile);
-  command.add_option("--server-name", c.channel.server_name, "expected name in the server certificate");
+  command.add_option("--server-name", c.channel.server_name,
+                     "expected name in the server certificate");
   command.add_option("--timeout", c.timeout, "deadline of the call, e.g. 500ms, 10s")
       ->capture_default_str()
       ->check([](const std::string& text) {
@@ -75,7 +77,8 @@ void AddConnectionFlags(CLI::App& command, Connection& c, bool with_token) {
         return absl::ParseDuration(text, &ignored) ? "" : "expects a duration such as 10s";
       });
   if (with_token) {
-    command.add_option("--token", c.token, "bearer token (see `crmctl token`)")->envname("CRM_TOKEN");
+    command.add_option("--token", c.token, "bearer token (see `crmctl token`)")
+        ->envname("CRM_TOKEN");
   }
 }
 
@@ -232,8 +235,9 @@ int List(const Global& global, Connection& c, const std::string& service) {
     if (descriptor == nullptr) return UsageError(absl::StrCat("no service ", service));
     for (int i = 0; i < descriptor->method_count(); ++i) {
       const auto* method = descriptor->method(i);
-      lines.push_back(absl::StrCat(service, "/", method->name(), "(", method->input_type()->full_name(),
-                                   ") returns (", method->output_type()->full_name(), ")"));
+      lines.push_back(absl::StrCat(service, "/", method->name(), "(",
+                                   method->input_type()->full_name(), ") returns (",
+                                   method->output_type()->full_name(), ")"));
     }
   }
   if (global.output == "json") {
@@ -249,7 +253,8 @@ int Call(const Global& global, Connection& c, std::string method_name, std::stri
   const size_t slash = method_name.find('/');
   const size_t split = slash != std::string::npos ? slash : method_name.rfind('.');
   if (split == std::string::npos || split == 0) {
-    return UsageError("method must be package.Service/Method, e.g. crm.contact.v1.ContactService/GetContact");
+    return UsageError(
+        "method must be package.Service/Method, e.g. crm.contact.v1.ContactService/GetContact");
   }
   const std::string service = method_name.substr(0, split);
   const std::string method = method_name.substr(split + 1);
@@ -270,7 +275,8 @@ int Call(const Global& global, Connection& c, std::string method_name, std::stri
       factory.GetPrototype(descriptor->input_type())->New());
   std::unique_ptr<google::protobuf::Message> response(
       factory.GetPrototype(descriptor->output_type())->New());
-  if (auto parsed = google::protobuf::util::JsonStringToMessage(json, request.get()); !parsed.ok()) {
+  if (auto parsed = google::protobuf::util::JsonStringToMessage(json, request.get());
+      !parsed.ok()) {
     return UsageError(absl::StrCat("request is not a valid ", descriptor->input_type()->full_name(),
                                    " in JSON: ", parsed.message().as_string()));
   }
@@ -291,9 +297,11 @@ int Call(const Global& global, Connection& c, std::string method_name, std::stri
   std::vector<grpc::Slice> slices;
   std::string bytes;
   if (response_bytes.Dump(&slices).ok()) {
-    for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    for (const auto& slice : slices)
+      bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   }
-  if (!response->ParseFromString(bytes)) return PrintError(global, absl::DataLossError("unreadable response"));
+  if (!response->ParseFromString(bytes))
+    return PrintError(global, absl::DataLossError("unreadable response"));
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
@@ -322,26 +330,34 @@ int main(int argc, char** argv) {
   std::string ttl = "12h";
   auto* token = app.add_subcommand("token", "mint a development token (HS256, dev secret)");
   token->add_option("--sub", claims.subject, "subject: the user or integration")->required();
-  token->add_option("--scopes", scopes,
-                    "comma-separated: contacts:read, contacts:write, activities:read, "
-                    "activities:write, pipeline:read, pipeline:write, metrics:read, admin")
+  token
+      ->add_option("--scopes", scopes,
+                   "comma-separated: contacts:read, contacts:write, activities:read, "
+                   "activities:write, pipeline:read, pipeline:write, metrics:read, admin")
       ->required();
   token->add_option("--kind", claims.kind, "user or service")
       ->check(CLI::IsMember({"user", "service"}))
       ->capture_default_str();
-  token->add_option("--ttl", ttl, "lifetime, e.g. 1h")->capture_default_str()->check([](const std::string& t) {
-    absl::Duration ignored;
-    return absl::ParseDuration(t, &ignored) ? "" : "expects a duration such as 12h";
-  });
-  token->add_option("--secret", secret, "HS256 secret")->envname("CRM_JWT_HS256_SECRET")->required();
-  token->add_option("--issuer", claims.issuer, "iss claim")->envname("CRM_JWT_ISSUER")->capture_default_str();
+  token->add_option("--ttl", ttl, "lifetime, e.g. 1h")
+      ->capture_default_str()
+      ->check([](const std::string& t) {
+        absl::Duration ignored;
+        return absl::ParseDuration(t, &ignored) ? "" : "expects a duration such as 12h";
+      });
+  token->add_option("--secret", secret, "HS256 secret")
+      ->envname("CRM_JWT_HS256_SECRET")
+      ->required();
+  token->add_option("--issuer", claims.issuer, "iss claim")
+      ->envname("CRM_JWT_ISSUER")
+      ->capture_default_str();
   token->add_option("--audience", claims.audience, "aud claim")
       ->envname("CRM_JWT_AUDIENCE")
       ->capture_default_str();
 
   Connection health_connection;
   std::string health_service;
-  auto* health = app.add_subcommand("health", "ask a service whether it is serving (grpc.health.v1)");
+  auto* health =
+      app.add_subcommand("health", "ask a service whether it is serving (grpc.health.v1)");
   AddConnectionFlags(*health, health_connection, /*with_token=*/false);
   health->add_option("--service", health_service, "a service name; empty = the whole server");
 
@@ -354,7 +370,8 @@ int main(int argc, char** argv) {
   Connection call_connection;
   std::string method;
   std::string json = "{}";
-  auto* call = app.add_subcommand("call", "call any method with a JSON request; prints the JSON answer");
+  auto* call =
+      app.add_subcommand("call", "call any method with a JSON request; prints the JSON answer");
   AddConnectionFlags(*call, call_connection, /*with_token=*/true);
   call->add_option("method", method, "package.Service/Method")->required();
   call->add_option("request", json, "the request as JSON; - reads stdin")->capture_default_str();

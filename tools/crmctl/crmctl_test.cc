@@ -39,7 +39,8 @@ class CrmctlTest : public ::testing::Test {
     ASSERT_TRUE(ports.has_value()) << server_.DrainStderr();
     int grpc_port = 0;
     int metrics_port = 0;
-    ASSERT_EQ(std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port), 2);
+    ASSERT_EQ(
+        std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port), 2);
     address_ = absl::StrCat("127.0.0.1:", grpc_port);
   }
   std::string TokenFor(const std::string& scopes) {
@@ -53,13 +54,14 @@ class CrmctlTest : public ::testing::Test {
 };
 
 TEST_F(CrmctlTest, TokenIsAcceptedByTheServicesVerifier) {
-  Result minted = Crmctl({"token", "--sub", "importer", "--scopes", "contacts:write, pipeline:write",
-                          "--kind", "service", "--secret", kSecret});
+  Result minted =
+      Crmctl({"token", "--sub", "importer", "--scopes", "contacts:write, pipeline:write", "--kind",
+              "service", "--secret", kSecret});
   ASSERT_EQ(minted.exit_code, 0) << minted.err;
   auto verifier = crm::runtime::TokenVerifier::Create({.hs256_secret = kSecret});
   ASSERT_TRUE(verifier.ok());
-  auto principal = (*verifier)->Verify("Bearer " + std::string(absl::StripAsciiWhitespace(minted.out)),
-                                       absl::Now());
+  auto principal = (*verifier)->Verify(
+      "Bearer " + std::string(absl::StripAsciiWhitespace(minted.out)), absl::Now());
   ASSERT_TRUE(principal.ok()) << principal.status();
   EXPECT_EQ(principal->subject, "importer");
   EXPECT_TRUE(principal->scopes.contains("pipeline:write"));
@@ -75,8 +77,9 @@ TEST_F(CrmctlTest, HealthAndList) {
   EXPECT_EQ(services.exit_code, 0) << services.err;
   EXPECT_THAT(services.out, HasSubstr("crm.runtime.testing.v1.EchoService\n"));
   Result methods = Crmctl({"list", address_, "--plaintext", "crm.runtime.testing.v1.EchoService"});
-  EXPECT_THAT(methods.out, HasSubstr("crm.runtime.testing.v1.EchoService/Echo(crm.runtime.testing."
-                                     "v1.EchoRequest) returns (crm.runtime.testing.v1.EchoResponse)"));
+  EXPECT_THAT(methods.out,
+              HasSubstr("crm.runtime.testing.v1.EchoService/Echo(crm.runtime.testing."
+                        "v1.EchoRequest) returns (crm.runtime.testing.v1.EchoResponse)"));
 }
 
 TEST_F(CrmctlTest, CallsAnyMethodWithJson) {
@@ -95,23 +98,26 @@ TEST_F(CrmctlTest, ErrorsAreClearAndMachineReadable) {
   EXPECT_THAT(refused.err, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(refused.err, HasSubstr("\n  text: must not be empty\n"));
 
-  Result as_json = Crmctl({"-o", "json", "call", address_, "--plaintext", "--token",
-                           TokenFor("contacts:write"), "crm.runtime.testing.v1.EchoService/Refuse"});
+  Result as_json =
+      Crmctl({"-o", "json", "call", address_, "--plaintext", "--token", TokenFor("contacts:write"),
+              "crm.runtime.testing.v1.EchoService/Refuse"});
   EXPECT_EQ(as_json.exit_code, 1);
   const auto error = nlohmann::json::parse(as_json.out)["error"];
   EXPECT_EQ(error["code"], "INVALID_ARGUMENT");
   EXPECT_EQ(error["field_violations"][1]["field"], "delay_ms");
 
-  Result no_token = Crmctl({"call", address_, "--plaintext", "crm.runtime.testing.v1.EchoService/Echo"});
+  Result no_token =
+      Crmctl({"call", address_, "--plaintext", "crm.runtime.testing.v1.EchoService/Echo"});
   EXPECT_EQ(no_token.exit_code, 1);
   EXPECT_THAT(no_token.err, HasSubstr("UNAUTHENTICATED"));
 
-  Result bad_json = Crmctl({"call", address_, "--plaintext", "crm.runtime.testing.v1.EchoService/Echo",
-                            R"({"txet": 1})"});
+  Result bad_json = Crmctl({"call", address_, "--plaintext",
+                            "crm.runtime.testing.v1.EchoService/Echo", R"({"txet": 1})"});
   EXPECT_EQ(bad_json.exit_code, 2);
   EXPECT_THAT(bad_json.err, HasSubstr("crm.runtime.testing.v1.EchoRequest"));
 
-  Result no_method = Crmctl({"call", address_, "--plaintext", "crm.runtime.testing.v1.EchoService/Nope"});
+  Result no_method =
+      Crmctl({"call", address_, "--plaintext", "crm.runtime.testing.v1.EchoService/Nope"});
   EXPECT_EQ(no_method.exit_code, 2);
   EXPECT_THAT(no_method.err, HasSubstr("no method Nope"));
 

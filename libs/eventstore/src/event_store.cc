@@ -179,7 +179,7 @@ class EventStore::Impl {
     {
       absl::MutexLock lock(&queue_mu_);
       if (!stopping_) {
-        queue_.push_back(Pending{std::move(request), std::move(done), *bytes});
+        queue_.push_back(Pending{std::move(request), std::move(done), *bytes, absl::Now()});
         return;
       }
     }
@@ -285,6 +285,7 @@ class EventStore::Impl {
     AppendRequest request;
     AppendCallback done;
     size_t bytes = 0;
+    absl::Time arrived;
   };
 
   // What a group has staged so far, so later commands in the group see earlier ones.
@@ -391,7 +392,20 @@ class EventStore::Impl {
     if (batch.Count() > 0) {
       rocksdb::WriteOptions write_options;
       write_options.sync = options_.sync;
+      const int64_t staged_events = view.next_position - 1 - LastPosition();
+      const absl::Time write_start = absl::Now();
       const absl::Status written = FromRocks(db_->Write(write_options, &batch), "append");
+      if (written.ok() && options_.observer != nullptr) {
+        const absl::Time durable = absl::Now();
+        std::vector<absl::Duration> latencies;
+        latencies.reserve(group.size());
+        for (size_t i = 0; i < group.size(); ++i) {
+          if (outcomes[i].ok() && !outcomes[i]->replayed)
+            latencies.push_back(durable - group[i].arrived);
+        }
+        options_.observer->OnGroupCommitted(static_cast<size_t>(staged_events),
+                                            durable - write_start, latencies);
+      }
       if (written.ok()) {
         last_recorded_at_ = view.recorded_at;
         // Bounded: a full cache starts over; misses fall back to one RocksDB seek.

@@ -222,7 +222,37 @@ absl::StatusOr<std::vector<Message>> Consumer::Poll(size_t max_messages, absl::D
                  KafkaError(raw->err, rd_kafka_message_errstr(raw.get())).ToString());
   }
   if (!error_.ok()) return error_;
+  RefreshStats(batch.size());
   return batch;
+}
+
+void Consumer::RefreshStats(size_t returned) {
+  std::vector<PartitionLag> partitions;
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(client_.get(), &raw) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    PartitionList list(raw);
+    rd_kafka_position(client_.get(), list.get());  // next offset per partition (or INVALID)
+    for (int i = 0; i < list->cnt; ++i) {
+      const auto& tp = list->elems[i];
+      int64_t low = 0;
+      int64_t high = 0;
+      // Cached from the last fetch: no request to the broker.
+      if (rd_kafka_get_watermark_offsets(client_.get(), tp.topic, tp.partition, &low, &high) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        continue;
+      }
+      const int64_t next = tp.offset >= 0 ? tp.offset : low;
+      partitions.push_back({tp.topic, tp.partition, std::max<int64_t>(0, high - next)});
+    }
+  }
+  absl::MutexLock lock(&stats_mu_);
+  stats_.partitions = std::move(partitions);
+  stats_.messages += returned;
+}
+
+ConsumerStats Consumer::Stats() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_;
 }
 
 std::vector<TopicPartition> Consumer::Assignment() const {

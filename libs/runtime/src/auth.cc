@@ -63,13 +63,15 @@ absl::StatusOr<std::string> Sign(const TokenClaims& claims, jwt_alg_t alg, std::
       jwt_add_grant(jwt.get(), "kind", claims.kind.c_str()) != 0 ||
       jwt_add_grant(jwt.get(), "iss", claims.issuer.c_str()) != 0 ||
       jwt_add_grant(jwt.get(), "aud", claims.audience.c_str()) != 0 ||
-      jwt_add_grant_int(jwt.get(), "iat", iat) != 0 || jwt_add_grant_int(jwt.get(), "exp", exp) != 0 ||
+      jwt_add_grant_int(jwt.get(), "iat", iat) != 0 ||
+      jwt_add_grant_int(jwt.get(), "exp", exp) != 0 ||
       jwt_set_alg(jwt.get(), alg, reinterpret_cast<const unsigned char*>(key.data()),
                   static_cast<int>(key.size())) != 0) {
     return absl::InvalidArgumentError("cannot build token (is the key valid?)");
   }
   char* encoded = jwt_encode_str(jwt.get());
-  if (encoded == nullptr) return absl::InvalidArgumentError("cannot sign token (is the key valid?)");
+  if (encoded == nullptr)
+    return absl::InvalidArgumentError("cannot sign token (is the key valid?)");
   std::string token(encoded);
   free(encoded);
   return token;
@@ -92,8 +94,8 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::Create(const AuthO
     std::stringstream content;
     content << in.rdbuf();
     if (!in || content.str().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "jwt_public_key_file: cannot read ", options.rs256_public_key_file));
+      return absl::InvalidArgumentError(
+          absl::StrCat("jwt_public_key_file: cannot read ", options.rs256_public_key_file));
     }
     public_key = content.str();
   }
@@ -104,7 +106,8 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::Create(const AuthO
   return std::unique_ptr<TokenVerifier>(new TokenVerifier(options, std::move(public_key)));
 }
 
-absl::StatusOr<Principal> TokenVerifier::Verify(std::string_view authorization, absl::Time now) const {
+absl::StatusOr<Principal> TokenVerifier::Verify(std::string_view authorization,
+                                                absl::Time now) const {
   if (authorization.empty()) return Unauthenticated("missing authorization: Bearer <token>");
   const std::string header(authorization);
   constexpr size_t kPrefix = 7;  // "Bearer "

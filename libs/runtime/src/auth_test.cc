@@ -111,9 +111,10 @@ TEST(TokenVerifierTest, RefusesEveryBadToken) {
   EXPECT_THAT(refused(Bearer(SignHs256(odd_kind, kSecret))),
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("kind")));
   // alg "none" with the signature stripped.
-  EXPECT_THAT(refused("Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-                      "eyJzdWIiOiJhbGljZSIsImlzcyI6ImNybS1kZXYiLCJhdWQiOiJjcm0iLCJleHAiOjk5OTk5OTk5OTl9."),
-              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(
+      refused("Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+              "eyJzdWIiOiJhbGljZSIsImlzcyI6ImNybS1kZXYiLCJhdWQiOiJjcm0iLCJleHAiOjk5OTk5OTk5OTl9."),
+      StatusIs(absl::StatusCode::kUnauthenticated));
 }
 
 TEST(TokenVerifierTest, Rs256WithAPublicKeyFileAndNoAlgorithmConfusion) {
@@ -137,8 +138,8 @@ TEST(TokenVerifierTest, Rs256WithAPublicKeyFileAndNoAlgorithmConfusion) {
 }
 
 TEST(TokenVerifierTest, NeedsAKey) {
-  EXPECT_THAT(TokenVerifier::Create({}), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                  HasSubstr("jwt_hs256_secret")));
+  EXPECT_THAT(TokenVerifier::Create({}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("jwt_hs256_secret")));
   EXPECT_THAT(TokenVerifier::Create({.rs256_public_key_file = "/nonexistent/key.pem"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("jwt_public_key_file")));
 }

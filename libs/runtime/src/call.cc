@@ -37,8 +37,7 @@ grpc::ServerUnaryReactor* StartUnary(grpc::CallbackServerContext* context,
     authorization.assign(it->second.data(), it->second.size());
   }
   absl::StatusOr<Principal> principal = verifier.Verify(authorization, start);
-  absl::Status allowed =
-      principal.ok() ? Authorize(*principal, method.scope) : principal.status();
+  absl::Status allowed = principal.ok() ? Authorize(*principal, method.scope) : principal.status();
   if (!allowed.ok()) {
     LogRequest(method, allowed, absl::Now() - start, principal.ok() ? principal->subject : "",
                request_id);

@@ -44,7 +44,8 @@ TEST_F(ConfigTest, FlagsAndEnvironmentWithFlagsWinning) {
   EXPECT_TRUE(from_env.tls.plaintext);
 
   ServerOptions from_flag;
-  EXPECT_EQ(Parse(from_flag, {"--grpc-listen", "127.0.0.1:7201", "--max-message-bytes", "65536"}), "");
+  EXPECT_EQ(Parse(from_flag, {"--grpc-listen", "127.0.0.1:7201", "--max-message-bytes", "65536"}),
+            "");
   EXPECT_EQ(from_flag.grpc_listen, "127.0.0.1:7201");
   EXPECT_EQ(from_flag.max_message_bytes, 65536);
 }
@@ -55,7 +56,8 @@ TEST_F(ConfigTest, BadValuesNameTheSetting) {
   EXPECT_THAT(Parse(options, {"--max-message-bytes", "10"}), HasSubstr("--max-message-bytes"));
   EXPECT_THAT(Parse(options, {"--shutdown-grace", "soon"}), HasSubstr("--shutdown-grace"));
   EXPECT_THAT(Parse(options, {"--log-level", "loud"}), HasSubstr("--log-level"));
-  EXPECT_THAT(Parse(options, {"--tls-cert-file", "/nonexistent.pem"}), HasSubstr("--tls-cert-file"));
+  EXPECT_THAT(Parse(options, {"--tls-cert-file", "/nonexistent.pem"}),
+              HasSubstr("--tls-cert-file"));
   ::setenv("CRM_SHUTDOWN_GRACE", "-1s", 1);
   EXPECT_THAT(Parse(options, {}), HasSubstr("--shutdown-grace"));
 }

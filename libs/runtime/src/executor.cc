@@ -28,9 +28,8 @@ void Executor::Run() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](Executor* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return self->stopping_ || !self->queue_.empty();
-          },
+          +[](Executor* self)
+               ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->queue_.empty(); },
           this));
       if (queue_.empty()) return;
       task = std::move(queue_.front());

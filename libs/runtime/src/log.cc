@@ -63,11 +63,14 @@ absl::Status InitLogging(std::string service, std::string_view level) {
     return absl::InvalidArgumentError(absl::StrCat(
         "log_level: ", std::string(level), " is not one of trace, debug, info, warn, error, off"));
   }
-  // One sink, two loggers: structured lines arrive formatted, plain ones get formatted.
-  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  auto structured = std::make_shared<spdlog::logger>("crm", sink);
+  // Two loggers on stderr: structured lines arrive formatted, plain ones get formatted. Each
+  // needs its own sink, because spdlog keeps the formatter in the sink; stdio writes each
+  // line with one locked fwrite, so lines never interleave.
+  auto structured =
+      std::make_shared<spdlog::logger>("crm", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   structured->set_pattern("%v");
-  auto plain = std::make_shared<spdlog::logger>("default", sink);
+  auto plain = std::make_shared<spdlog::logger>("default",
+                                                std::make_shared<spdlog::sinks::stderr_sink_mt>());
   plain->set_formatter(std::make_unique<JsonFormatter>(service));
   for (auto* logger : {structured.get(), plain.get()}) {
     logger->set_level(parsed);

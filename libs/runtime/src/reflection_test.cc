@@ -13,10 +13,10 @@
 
 namespace {
 
-using ::testing::IsSupersetOf;
 using grpc::reflection::v1alpha::ServerReflection;
 using grpc::reflection::v1alpha::ServerReflectionRequest;
 using grpc::reflection::v1alpha::ServerReflectionResponse;
+using ::testing::IsSupersetOf;
 
 class EchoProcess : public ::testing::Test {
  protected:
@@ -25,7 +25,8 @@ class EchoProcess : public ::testing::Test {
     ASSERT_TRUE(ports.has_value()) << server_.DrainStderr();
     int grpc_port = 0;
     int metrics_port = 0;
-    ASSERT_EQ(std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port), 2);
+    ASSERT_EQ(
+        std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port), 2);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port),
                                    grpc::InsecureChannelCredentials());
   }
@@ -47,7 +48,8 @@ TEST_F(EchoProcess, ReflectionListsAndDescribesTheServicesWithoutAToken) {
   ServerReflectionResponse listed;
   ASSERT_TRUE(stream->Read(&listed));
   std::vector<std::string> names;
-  for (const auto& service : listed.list_services_response().service()) names.push_back(service.name());
+  for (const auto& service : listed.list_services_response().service())
+    names.push_back(service.name());
   EXPECT_THAT(names, IsSupersetOf({"crm.runtime.testing.v1.EchoService", "grpc.health.v1.Health",
                                    "grpc.reflection.v1alpha.ServerReflection"}));
 

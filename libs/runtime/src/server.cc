@@ -63,9 +63,9 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
       const grpc::Status status = methods->GetSendStatus();
       requests_->Add({{"method", method_}, {"code", CodeName(status.error_code())}}).Increment();
       latency_
-          ->Add({{"method", method_}}, prometheus::Histogram::BucketBoundaries{
-                                           0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                           0.1, 0.25, 0.5, 1, 2.5, 5, 10})
+          ->Add({{"method", method_}},
+                prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                        0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
           .Observe(absl::ToDoubleSeconds(absl::Now() - start_));
     }
     methods->Proceed();
@@ -124,14 +124,17 @@ absl::StatusOr<std::unique_ptr<ServiceHost>> ServiceHost::Create(ServerOptions o
   try {  // civetweb reports bind failures as exceptions; they stop here
     host->exposer_ = std::make_unique<prometheus::Exposer>(host->options_.metrics_listen);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("metrics_listen: cannot serve /metrics on ", host->options_.metrics_listen,
-                     ": ", e.what()));
+    return absl::UnavailableError(absl::StrCat("metrics_listen: cannot serve /metrics on ",
+                                               host->options_.metrics_listen, ": ", e.what()));
   }
   host->exposer_->RegisterCollectable(host->registry_);
   const std::vector<int> ports = host->exposer_->GetListeningPorts();
   host->metrics_port_ = ports.empty() ? 0 : ports.front();
   return host;
+}
+
+void ServiceHost::AddCollectable(const std::shared_ptr<prometheus::Collectable>& collectable) {
+  exposer_->RegisterCollectable(collectable);
 }
 
 absl::Status ServiceHost::Start(const std::vector<grpc::Service*>& services) {

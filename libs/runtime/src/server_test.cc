@@ -1,6 +1,7 @@
 #include "crm/runtime/server.h"
 
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace crm::runtime {
 namespace {
@@ -31,8 +33,8 @@ using grpc::health::v1::HealthCheckResponse;
 constexpr char kSecret[] = "server-test-secret-server-test-secret";
 
 std::string Token(std::vector<std::string> scopes, absl::Time issued_at = absl::Now()) {
-  auto token = SignHs256({.subject = "alice", .scopes = std::move(scopes), .issued_at = issued_at},
-                         kSecret);
+  auto token =
+      SignHs256({.subject = "alice", .scopes = std::move(scopes), .issued_at = issued_at}, kSecret);
   EXPECT_THAT(token, IsOk());
   return token.value_or("");
 }
@@ -50,7 +52,8 @@ struct Running {
   explicit Running(ServerOptions options) {
     auto verifier = TokenVerifier::Create(options.auth);
     EXPECT_THAT(verifier, IsOk());
-    service = std::make_unique<EchoService>(std::shared_ptr<const TokenVerifier>(std::move(*verifier)));
+    service =
+        std::make_unique<EchoService>(std::shared_ptr<const TokenVerifier>(std::move(*verifier)));
     auto created = ServiceHost::Create(std::move(options));
     EXPECT_THAT(created, IsOk());
     host = std::move(*created);
@@ -214,10 +217,9 @@ absl::Status EchoOver(const ChannelOptions& channel_options, const std::string& 
   auto stub = crm::runtime::testing::v1::EchoService::NewStub(*channel);
   EchoRequest request;
   EchoResponse response;
-  return CallWithRetry({.bearer_token = token, .timeout = absl::Seconds(5)},
-                       [&](grpc::ClientContext& context) {
-                         return stub->Echo(&context, request, &response);
-                       });
+  return CallWithRetry(
+      {.bearer_token = token, .timeout = absl::Seconds(5)},
+      [&](grpc::ClientContext& context) { return stub->Echo(&context, request, &response); });
 }
 
 TEST(ServiceHostTest, MutualTlsAcceptsOnlyClientsWithACertificateFromTheCa) {
@@ -257,21 +259,23 @@ TEST(ServiceHostTest, TlsClientRefusesAServerFromAnotherCa) {
                  .key_file = server_certs.Path("server.key")};
   Running running(options);
   const std::string token = Token({"contacts:read"});
-  EXPECT_THAT(EchoOver({.target = running.address(), .ca_file = server_certs.Path("ca.pem")}, token),
-              IsOk());
+  EXPECT_THAT(
+      EchoOver({.target = running.address(), .ca_file = server_certs.Path("ca.pem")}, token),
+      IsOk());
   EXPECT_THAT(EchoOver({.target = running.address(), .ca_file = other_certs.Path("ca.pem")}, token),
               StatusIs(absl::StatusCode::kUnavailable));
 }
 
 // The real binary: SIGTERM while a slow call runs lets it finish, then the process exits 0.
 TEST(ServiceProcessTest, SigtermDrainsInFlightCallsAndExitsZero) {
-  Subprocess server({CRM_ECHO_SERVER, "--plaintext", "--jwt-hs256-secret", kSecret,
-                     "--shutdown-grace", "10s"});
+  Subprocess server(
+      {CRM_ECHO_SERVER, "--plaintext", "--jwt-hs256-secret", kSecret, "--shutdown-grace", "10s"});
   auto ports = server.ReadStdoutLine();
   ASSERT_TRUE(ports.has_value()) << server.DrainStderr();
   int grpc_port = 0;
   int metrics_port = 0;
-  ASSERT_EQ(std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port), 2);
+  ASSERT_EQ(std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port),
+            2);
 
   auto stub = crm::runtime::testing::v1::EchoService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", grpc_port), grpc::InsecureChannelCredentials()));
@@ -292,6 +296,30 @@ TEST(ServiceProcessTest, SigtermDrainsInFlightCallsAndExitsZero) {
   EXPECT_TRUE(slow_status.ok()) << slow_status.error_message();
   EXPECT_EQ(slow_response.text(), "still here");
   EXPECT_EQ(server.WaitForExitCode(), 0);
+}
+
+TEST(ServiceProcessTest, LogsAreOneJsonObjectPerLine) {
+  Subprocess server({CRM_ECHO_SERVER, "--plaintext", "--jwt-hs256-secret", kSecret});
+  auto serving = server.WaitForStderr("serving");
+  ASSERT_TRUE(serving.has_value());
+  const auto first = nlohmann::json::parse(*serving);
+  EXPECT_EQ(first["msg"], "serving");
+  EXPECT_EQ(first["service"], "echo");
+  EXPECT_TRUE(first["grpc_port"].is_number());
+  server.Signal(SIGTERM);
+  ASSERT_EQ(server.WaitForExitCode(), 0);
+  std::vector<std::string> messages;
+  std::istringstream rest(server.DrainStderr());
+  for (std::string line; std::getline(rest, line);) {
+    const auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(parsed.is_object()) << line;
+    for (const char* field : {"time", "level", "service", "msg"}) {
+      EXPECT_TRUE(parsed.contains(field)) << field << " missing in " << line;
+    }
+    messages.push_back(parsed["msg"]);
+  }
+  EXPECT_THAT(messages,
+              ::testing::IsSupersetOf({"shutdown signal", "draining", "stopped serving"}));
 }
 
 TEST(ServiceProcessTest, ABadSettingStopsTheProcessWithOneLineNamingIt) {

@@ -39,9 +39,10 @@ absl::Status WithViolations(absl::Status status, const std::vector<FieldViolatio
 }
 
 absl::Status InvalidArgument(std::vector<FieldViolation> violations) {
-  std::string message = absl::StrJoin(violations, "; ", [](std::string* out, const FieldViolation& v) {
-    absl::StrAppend(out, v.field, ": ", v.description);
-  });
+  std::string message =
+      absl::StrJoin(violations, "; ", [](std::string* out, const FieldViolation& v) {
+        absl::StrAppend(out, v.field, ": ", v.description);
+      });
   return WithViolations(absl::InvalidArgumentError(message), violations);
 }
 

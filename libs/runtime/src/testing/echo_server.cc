@@ -10,9 +10,8 @@
 
 int main(int argc, char** argv) {
   crm::runtime::BlockShutdownSignals();
-  crm::runtime::ServerOptions options{.service = "echo",
-                                      .grpc_listen = "127.0.0.1:0",
-                                      .metrics_listen = "127.0.0.1:0"};
+  crm::runtime::ServerOptions options{
+      .service = "echo", .grpc_listen = "127.0.0.1:0", .metrics_listen = "127.0.0.1:0"};
   CLI::App app("Echo service for the runtime's tests", "echo_server");
   crm::runtime::AddServerFlags(app, options);
   crm::runtime::ParseOrExit(app, argc, argv,
@@ -31,8 +30,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo_server: %s\n", std::string(host.status().message()).c_str());
     return 1;
   }
-  crm::runtime::EchoService service(std::shared_ptr<const crm::runtime::TokenVerifier>(
-      std::move(*verifier)));
+  crm::runtime::EchoService service(
+      std::shared_ptr<const crm::runtime::TokenVerifier>(std::move(*verifier)));
   if (auto started = (*host)->Start({&service}); !started.ok()) {
     std::fprintf(stderr, "echo_server: %s\n", std::string(started.message()).c_str());
     return 1;

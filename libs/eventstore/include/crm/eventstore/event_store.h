@@ -82,6 +82,15 @@ struct ScanRange {
   std::string start_after;
 };
 
+// Told about every committed group, on the writer thread (keep it cheap; never block).
+struct CommitObserver {
+  virtual ~CommitObserver() = default;
+  // `write` is the synced RocksDB write of the group; `command_latencies` run from each
+  // command's arrival to its durability (queueing included).
+  virtual void OnGroupCommitted(size_t events, absl::Duration write,
+                                const std::vector<absl::Duration>& command_latencies) = 0;
+};
+
 struct Options {
   // fsync the WAL before acknowledging (never off in production; benchmarks compare).
   bool sync = true;
@@ -89,10 +98,14 @@ struct Options {
   size_t max_group_commands = 1024;
   size_t max_group_bytes = 32u << 20;
   // Size limits that protect the store; services enforce their own, tighter, field limits.
-  size_t max_event_bytes = 1u << 20;
+  // Below Kafka's default message.max.bytes (1,000,000) with room for the record's key and
+  // headers: a stored event that Kafka refused would stall the relay forever.
+  size_t max_event_bytes = 900'000;
   size_t max_stream_id_bytes = 256;
   size_t max_request_id_bytes = 256;
   size_t block_cache_bytes = 64u << 20;
+  // Optional (e.g. the Prometheus probe); must outlive the store.
+  CommitObserver* observer = nullptr;
 };
 
 // Wall clock used for recorded_at; tests may inject a fixed one.

@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "crm/kafka/client_config.h"
 #include "crm/kafka/producer.h"
@@ -73,7 +74,19 @@ struct ConsumerOptions {
   Settings settings;
 };
 
-// Used from one thread: the one that polls.
+// How far a consumer is behind, refreshed by each Poll(). Lag is the partition's high
+// watermark (as last fetched) minus the next offset this consumer will return.
+struct PartitionLag {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t lag = 0;
+};
+struct ConsumerStats {
+  std::vector<PartitionLag> partitions;
+  uint64_t messages = 0;  // returned by Poll() so far
+};
+
+// Used from one thread: the one that polls. Stats() may be called from any thread.
 class Consumer {
  public:
   static absl::StatusOr<std::unique_ptr<Consumer>> Create(ConsumerOptions options);
@@ -87,6 +100,8 @@ class Consumer {
   // Transient errors (brokers down) are logged, not returned; an error means this consumer
   // is unusable (fatal client error, or the offset loader failed) and must be recreated.
   absl::StatusOr<std::vector<Message>> Poll(size_t max_messages, absl::Duration timeout);
+
+  ConsumerStats Stats() const;
 
   // The partitions currently assigned to this member.
   std::vector<TopicPartition> Assignment() const;
@@ -107,6 +122,10 @@ class Consumer {
   ClientPtr client_;
   bool closed_ = false;
   absl::Status error_;  // sticky: set from the rebalance callback, returned by Poll()
+
+  void RefreshStats(size_t returned);
+  mutable absl::Mutex stats_mu_;
+  ConsumerStats stats_ ABSL_GUARDED_BY(stats_mu_);
 };
 
 // --- Helpers for the caller's offset records --------------------------------------------

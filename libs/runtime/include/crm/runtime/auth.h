@@ -17,7 +17,7 @@ namespace crm::runtime {
 
 // Who is calling, as proven by a verified token.
 struct Principal {
-  std::string subject;                     // `sub`: becomes the event's actor_id
+  std::string subject;                      // `sub`: becomes the event's actor_id
   absl::flat_hash_set<std::string> scopes;  // `scope`, space-separated in the token
   crm::common::v1::ActorKind kind = crm::common::v1::ACTOR_KIND_USER;  // `kind`: user | service
 };
@@ -28,10 +28,10 @@ inline constexpr char kAdminScope[] = "admin";
 absl::Status Authorize(const Principal& principal, std::string_view scope);
 
 struct AuthOptions {
-  std::string hs256_secret;           // CRM_JWT_HS256_SECRET (development)
-  std::string rs256_public_key_file;  // CRM_JWT_PUBLIC_KEY_FILE (production keys)
-  std::string issuer = "crm-dev";     // CRM_JWT_ISSUER
-  std::string audience = "crm";       // CRM_JWT_AUDIENCE
+  std::string hs256_secret;                   // CRM_JWT_HS256_SECRET (development)
+  std::string rs256_public_key_file;          // CRM_JWT_PUBLIC_KEY_FILE (production keys)
+  std::string issuer = "crm-dev";             // CRM_JWT_ISSUER
+  std::string audience = "crm";               // CRM_JWT_AUDIENCE
   absl::Duration leeway = absl::Seconds(30);  // clock skew allowed on exp/nbf
 };
 

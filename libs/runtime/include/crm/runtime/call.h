@@ -30,9 +30,9 @@ grpc::ServerUnaryReactor* StartUnary(grpc::CallbackServerContext* context,
 
 // Typed front door: picks up the request's request_id (when it has one) for the request log.
 template <typename Request>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context,
-                                const TokenVerifier& verifier, const Method& method,
-                                const Request& request, UnaryHandler handler) {
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const TokenVerifier& verifier,
+                                const Method& method, const Request& request,
+                                UnaryHandler handler) {
   std::string request_id;
   if constexpr (requires { request.request_id(); }) request_id = request.request_id();
   return StartUnary(context, verifier, method, std::move(request_id), std::move(handler));

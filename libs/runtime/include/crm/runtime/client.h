@@ -16,21 +16,21 @@
 namespace crm::runtime {
 
 struct ChannelOptions {
-  std::string target;            // host:port
-  bool plaintext = false;        // development only
-  std::string ca_file;           // CA that signed the server certificate (PEM); empty = system
-  std::string cert_file;         // client certificate for mTLS (PEM)
-  std::string key_file;          // its key
-  std::string server_name;       // expected name in the server certificate, if not the host
+  std::string target;       // host:port
+  bool plaintext = false;   // development only
+  std::string ca_file;      // CA that signed the server certificate (PEM); empty = system
+  std::string cert_file;    // client certificate for mTLS (PEM)
+  std::string key_file;     // its key
+  std::string server_name;  // expected name in the server certificate, if not the host
   int64_t max_message_bytes = 4 << 20;
 };
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options);
 
 struct CallOptions {
-  std::string bearer_token;                       // forwarded as authorization: Bearer <token>
-  absl::Duration timeout = absl::Seconds(2);      // per attempt
-  bool idempotent = false;                        // only then are UNAVAILABLE calls retried
+  std::string bearer_token;                   // forwarded as authorization: Bearer <token>
+  absl::Duration timeout = absl::Seconds(2);  // per attempt
+  bool idempotent = false;                    // only then are UNAVAILABLE calls retried
   int max_attempts = 3;
   absl::Duration initial_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(1);

@@ -15,10 +15,10 @@
 namespace crm::runtime {
 
 struct TlsOptions {
-  bool plaintext = false;         // development only; must be asked for explicitly
-  std::string cert_file;          // server certificate chain (PEM)
-  std::string key_file;           // its private key (PEM)
-  std::string client_ca_file;     // CA that signs client certificates (mTLS)
+  bool plaintext = false;      // development only; must be asked for explicitly
+  std::string cert_file;       // server certificate chain (PEM)
+  std::string key_file;        // its private key (PEM)
+  std::string client_ca_file;  // CA that signs client certificates (mTLS)
   bool require_client_cert = false;
 };
 

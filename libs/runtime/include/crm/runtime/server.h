@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "crm/runtime/config.h"
 #include "grpcpp/grpcpp.h"
+#include "prometheus/collectable.h"
 #include "prometheus/registry.h"
 
 namespace prometheus {
@@ -31,6 +32,9 @@ class ServiceHost {
 
   prometheus::Registry& registry() { return *registry_; }
   std::shared_ptr<prometheus::Registry> shared_registry() { return registry_; }
+
+  // Metrics read at scrape time (e.g. relay lag). The host keeps a weak reference.
+  void AddCollectable(const std::shared_ptr<prometheus::Collectable>& collectable);
 
   absl::Status Start(const std::vector<grpc::Service*>& services);
   int grpc_port() const { return grpc_port_; }

@@ -80,8 +80,8 @@ class Subprocess {
     return ReadLine(stderr_, timeout);
   }
   // Reads stderr until a line containing `needle`; returns it, or nullopt.
-  std::optional<std::string> WaitForStderr(const std::string& needle,
-                                           std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  std::optional<std::string> WaitForStderr(
+      const std::string& needle, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
