@@ -31,17 +31,23 @@ double NearestRank(const std::vector<double>& sorted, double q) {
   return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
-// Raw limit 1: one synced 1 KiB put per call, one writer.
-void BM_RawSyncedWrite(benchmark::State& state) {
-  crm::testing::TempDir dir;
+// A plain RocksDB with default options: the raw limit, no store logic on top.
+std::unique_ptr<rocksdb::DB> OpenRawDb(const crm::testing::TempDir& dir) {
   rocksdb::Options options;
   options.create_if_missing = true;
   rocksdb::DB* raw = nullptr;
-  if (!rocksdb::DB::Open(options, dir.Sub("db"), &raw).ok()) {
+  if (!rocksdb::DB::Open(options, dir.Sub("db"), &raw).ok()) return nullptr;
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
+// Raw limit 1: one synced 1 KiB put per call, one writer.
+void BM_RawSyncedWrite(benchmark::State& state) {
+  crm::testing::TempDir dir;
+  std::unique_ptr<rocksdb::DB> db = OpenRawDb(dir);
+  if (db == nullptr) {
     state.SkipWithError("open failed");
     return;
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
   rocksdb::WriteOptions sync;
   sync.sync = true;
   const std::string value = Payload();
@@ -56,14 +62,11 @@ BENCHMARK(BM_RawSyncedWrite)->UseRealTime()->MinTime(2.0);
 // Raw limit 2: synced WriteBatches of N 1 KiB puts (the best any group commit can do).
 void BM_RawSyncedBatch(benchmark::State& state) {
   crm::testing::TempDir dir;
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  rocksdb::DB* raw = nullptr;
-  if (!rocksdb::DB::Open(options, dir.Sub("db"), &raw).ok()) {
+  std::unique_ptr<rocksdb::DB> db = OpenRawDb(dir);
+  if (db == nullptr) {
     state.SkipWithError("open failed");
     return;
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
   rocksdb::WriteOptions sync;
   sync.sync = true;
   const std::string value = Payload();

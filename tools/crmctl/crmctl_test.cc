@@ -1,10 +1,9 @@
-#include <cstdio>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "crm/runtime/auth.h"
 #include "crm/testing/subprocess.h"
 #include "crm/testing/testing.h"
+#include "echo_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -35,13 +34,8 @@ Result Crmctl(std::vector<std::string> args) {
 class CrmctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto ports = server_.ReadStdoutLine();
-    ASSERT_TRUE(ports.has_value()) << server_.DrainStderr();
-    int grpc_port = 0;
-    int metrics_port = 0;
-    ASSERT_EQ(
-        std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port), 2);
-    address_ = absl::StrCat("127.0.0.1:", grpc_port);
+    ASSERT_TRUE(server_.serving()) << server_.process().DrainStderr();
+    address_ = server_.address();
   }
   std::string TokenFor(const std::string& scopes) {
     Result minted = Crmctl({"token", "--sub", "alice", "--scopes", scopes, "--secret", kSecret});
@@ -49,7 +43,7 @@ class CrmctlTest : public ::testing::Test {
     return std::string(absl::StripAsciiWhitespace(minted.out));
   }
 
-  Subprocess server_{{CRM_ECHO_SERVER, "--plaintext", "--jwt-hs256-secret", kSecret}};
+  crm::runtime::EchoProcess server_{CRM_ECHO_SERVER, kSecret};
   std::string address_;
 };
 

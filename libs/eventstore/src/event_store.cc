@@ -232,6 +232,14 @@ class EventStore::Impl {
     return ReadHead(stream_id);
   }
 
+  absl::StatusOr<std::optional<AppendResult>> FindRecordedRequest(
+      const std::string& request_id) const {
+    CRM_ASSIGN_OR_RETURN(std::optional<IdempotencyRecord> record,
+                         FindRequest(request_id, GroupView()));
+    if (!record) return std::nullopt;
+    return ToResult(*record);
+  }
+
   absl::StatusOr<std::optional<std::string>> Get(Table table, std::string_view key) const {
     return GetRaw(Handle(table), key);
   }
@@ -622,6 +630,11 @@ absl::StatusOr<std::vector<EventEnvelope>> EventStore::ReadLog(int64_t from_posi
 absl::StatusOr<std::optional<StreamHead>> EventStore::GetStreamHead(
     std::string_view stream_id) const {
   return impl_->GetStreamHead(stream_id);
+}
+
+absl::StatusOr<std::optional<AppendResult>> EventStore::FindRequest(
+    const std::string& request_id) const {
+  return impl_->FindRecordedRequest(request_id);
 }
 
 absl::StatusOr<std::optional<std::string>> EventStore::Get(Table table,

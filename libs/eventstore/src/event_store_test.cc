@@ -209,6 +209,20 @@ TEST_F(EventStoreTest, RetryWithSameRequestIdReturnsOriginalResultAndWritesNothi
   EXPECT_EQ(store_->LastPosition(), 1);
 }
 
+TEST_F(EventStoreTest, FindRequestReturnsTheRecordedResult) {
+  EXPECT_THAT(store_->FindRequest("req-1"), IsOkAndHolds(std::nullopt));
+  AppendRequest create =
+      Request("c-1", kNoStream, {Event("Created", kMonday), Event("E", kMonday)});
+  create.request_id = "req-1";
+  ASSERT_THAT(store_->Append(create), IsOk());
+  auto found = store_->FindRequest("req-1");
+  ASSERT_THAT(found, IsOk());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->stream_id, "c-1");
+  EXPECT_EQ((*found)->last_version, 2);
+  EXPECT_TRUE((*found)->replayed);
+}
+
 TEST_F(EventStoreTest, RequestIdReusedForADifferentCommandIsRefused) {
   AppendRequest create = Request("c-1", kNoStream, {Event("Created", kMonday)});
   create.request_id = "req-1";
@@ -381,21 +395,32 @@ TEST_F(EventStoreTest, WaitForAppendWakesOnAppendAndTimesOutOtherwise) {
   EXPECT_EQ(seen.load(), 1);
 }
 
-// Holds the writer inside its first group (the clock is read while staging) until more
-// commands are queued, so the test knows exactly how the commands are grouped.
+// Holds the writer inside its first group (the clock is read while staging) until Release(),
+// so a test can queue more commands and know exactly how they are grouped.
+class HeldClock {
+ public:
+  Clock clock() {
+    return [this] {
+      if (calls_.fetch_add(1) == 0) {
+        held_.Notify();
+        release_.WaitForNotification();
+      }
+      return kMonday;
+    };
+  }
+  void WaitUntilHeld() { held_.WaitForNotification(); }
+  void Release() { release_.Notify(); }
+
+ private:
+  std::atomic<int> calls_{0};
+  absl::Notification held_;
+  absl::Notification release_;
+};
+
 TEST(EventStoreGroupCommitTest, CommandsQueuedDuringACommitShareTheNextOne) {
   TempDir dir;
-  absl::Notification first_group_entered;
-  absl::Notification release;
-  std::atomic<int> clock_calls{0};
-  auto clock = [&] {
-    if (clock_calls.fetch_add(1) == 0) {
-      first_group_entered.Notify();
-      release.WaitForNotification();
-    }
-    return kMonday;
-  };
-  auto store = EventStore::Open(dir.Sub("store"), {}, clock);
+  HeldClock held;
+  auto store = EventStore::Open(dir.Sub("store"), {}, held.clock());
   ASSERT_THAT(store, IsOk());
 
   constexpr int kQueued = 10;
@@ -408,9 +433,9 @@ TEST(EventStoreGroupCommitTest, CommandsQueuedDuringACommitShareTheNextOne) {
                           });
   };
   append(0);
-  first_group_entered.WaitForNotification();
+  held.WaitUntilHeld();
   for (int i = 1; i <= kQueued; ++i) append(i);
-  release.Notify();
+  held.Release();
   ASSERT_TRUE(crm::testing::WaitFor([&] { return done.load() == kQueued + 1; }));
 
   EXPECT_EQ((*store)->stats().groups_committed, 2u);
@@ -420,17 +445,8 @@ TEST(EventStoreGroupCommitTest, CommandsQueuedDuringACommitShareTheNextOne) {
 
 TEST(EventStoreGroupCommitTest, ACommandRefusedInAGroupDoesNotAffectItsNeighbours) {
   TempDir dir;
-  absl::Notification first_group_entered;
-  absl::Notification release;
-  std::atomic<int> clock_calls{0};
-  auto clock = [&] {
-    if (clock_calls.fetch_add(1) == 0) {
-      first_group_entered.Notify();
-      release.WaitForNotification();
-    }
-    return kMonday;
-  };
-  auto store = EventStore::Open(dir.Sub("store"), {}, clock);
+  HeldClock held;
+  auto store = EventStore::Open(dir.Sub("store"), {}, held.clock());
   ASSERT_THAT(store, IsOk());
 
   absl::Mutex mu;
@@ -444,13 +460,13 @@ TEST(EventStoreGroupCommitTest, ACommandRefusedInAGroupDoesNotAffectItsNeighbour
     });
   };
   append(0, Request("warmup", kNoStream, {Event("E", kMonday)}));
-  first_group_entered.WaitForNotification();
+  held.WaitUntilHeld();
   // One group: a create, a conflicting create of the same stream, an update that relies on the
   // first create being staged, and an unrelated create.
   append(1, Request("x", kNoStream, {Event("Created", kMonday)}));
   append(2, Request("x", kNoStream, {Event("Created", kMonday)}));
   append(3, Request("x", 1, {Event("Renamed", kMonday)}));
-  release.Notify();
+  held.Release();
   ASSERT_TRUE(crm::testing::WaitFor([&] { return done.load() == 4; }));
 
   EXPECT_THAT(codes, ElementsAre(absl::StatusCode::kOk, absl::StatusCode::kOk,

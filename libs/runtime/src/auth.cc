@@ -2,15 +2,13 @@
 
 #include <jwt.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "crm/common/files.h"
 #include "nlohmann/json.hpp"
 
 namespace crm::runtime {
@@ -90,14 +88,10 @@ absl::Status Authorize(const Principal& principal, std::string_view scope) {
 absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::Create(const AuthOptions& options) {
   std::string public_key;
   if (!options.rs256_public_key_file.empty()) {
-    std::ifstream in(options.rs256_public_key_file);
-    std::stringstream content;
-    content << in.rdbuf();
-    if (!in || content.str().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("jwt_public_key_file: cannot read ", options.rs256_public_key_file));
-    }
-    public_key = content.str();
+    auto read = ReadSettingFile(options.rs256_public_key_file, "jwt_public_key_file");
+    if (!read.ok()) return read.status();
+    if (read->empty()) return absl::InvalidArgumentError("jwt_public_key_file: the file is empty");
+    public_key = *std::move(read);
   }
   if (options.hs256_secret.empty() && public_key.empty()) {
     return absl::InvalidArgumentError(

@@ -1,25 +1,12 @@
 #include "crm/runtime/client.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "crm/common/files.h"
 #include "crm/runtime/status.h"
 
 namespace crm::runtime {
-namespace {
-
-absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  std::stringstream content;
-  content << in.rdbuf();
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(what, ": cannot read ", path));
-  return content.str();
-}
-
-}  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options) {
   grpc::ChannelArguments args;
@@ -32,14 +19,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
   }
   grpc::SslCredentialsOptions ssl;
   if (!options.ca_file.empty()) {
-    auto ca = ReadPem(options.ca_file, "ca_file");
+    auto ca = ReadSettingFile(options.ca_file, "ca_file");
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *ca;
   }
   if (!options.cert_file.empty() || !options.key_file.empty()) {
-    auto cert = ReadPem(options.cert_file, "cert_file");
+    auto cert = ReadSettingFile(options.cert_file, "cert_file");
     if (!cert.ok()) return cert.status();
-    auto key = ReadPem(options.key_file, "key_file");
+    auto key = ReadSettingFile(options.key_file, "key_file");
     if (!key.ok()) return key.status();
     ssl.pem_cert_chain = *cert;
     ssl.pem_private_key = *key;

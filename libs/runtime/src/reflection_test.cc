@@ -1,10 +1,7 @@
 // Health and reflection of a real service process, through the standard protocols only (this
 // binary links no part of the runtime): what grpcurl, buf curl or a load balancer would see.
 
-#include <cstdio>
-
-#include "absl/strings/str_cat.h"
-#include "crm/testing/subprocess.h"
+#include "echo_process.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -18,25 +15,18 @@ using grpc::reflection::v1alpha::ServerReflectionRequest;
 using grpc::reflection::v1alpha::ServerReflectionResponse;
 using ::testing::IsSupersetOf;
 
-class EchoProcess : public ::testing::Test {
+class EchoServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto ports = server_.ReadStdoutLine();
-    ASSERT_TRUE(ports.has_value()) << server_.DrainStderr();
-    int grpc_port = 0;
-    int metrics_port = 0;
-    ASSERT_EQ(
-        std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port), 2);
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port),
-                                   grpc::InsecureChannelCredentials());
+    ASSERT_TRUE(server_.serving()) << server_.process().DrainStderr();
+    channel_ = grpc::CreateChannel(server_.address(), grpc::InsecureChannelCredentials());
   }
 
-  crm::testing::Subprocess server_{
-      {CRM_ECHO_SERVER, "--plaintext", "--jwt-hs256-secret", "reflection-test-secret"}};
+  crm::runtime::EchoProcess server_{CRM_ECHO_SERVER, "reflection-test-secret"};
   std::shared_ptr<grpc::Channel> channel_;
 };
 
-TEST_F(EchoProcess, ReflectionListsAndDescribesTheServicesWithoutAToken) {
+TEST_F(EchoServerTest, ReflectionListsAndDescribesTheServicesWithoutAToken) {
   auto stub = ServerReflection::NewStub(channel_);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -64,7 +54,7 @@ TEST_F(EchoProcess, ReflectionListsAndDescribesTheServicesWithoutAToken) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST_F(EchoProcess, HealthSaysServingOnceStarted) {
+TEST_F(EchoServerTest, HealthSaysServingOnceStarted) {
   auto stub = grpc::health::v1::Health::NewStub(channel_);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

@@ -2,12 +2,10 @@
 
 #include <signal.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "crm/common/files.h"
 #include "crm/runtime/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -19,29 +17,21 @@
 namespace crm::runtime {
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, const char* setting) {
-  std::ifstream in(path);
-  std::stringstream content;
-  content << in.rdbuf();
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(setting, ": cannot read ", path));
-  return content.str();
-}
-
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsOptions& tls) {
   if (tls.plaintext) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions ssl(
       tls.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                               : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  auto cert = ReadFile(tls.cert_file, "tls_cert_file");
+  auto cert = ReadSettingFile(tls.cert_file, "tls_cert_file");
   if (!cert.ok()) return cert.status();
-  auto key = ReadFile(tls.key_file, "tls_key_file");
+  auto key = ReadSettingFile(tls.key_file, "tls_key_file");
   if (!key.ok()) return key.status();
   pair.cert_chain = *cert;
   pair.private_key = *key;
   ssl.pem_key_cert_pairs.push_back(std::move(pair));
   if (!tls.client_ca_file.empty()) {
-    auto ca = ReadFile(tls.client_ca_file, "tls_client_ca_file");
+    auto ca = ReadSettingFile(tls.client_ca_file, "tls_client_ca_file");
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *ca;
   }

@@ -10,6 +10,7 @@
 #include "crm/runtime/status.h"
 #include "crm/testing/subprocess.h"
 #include "crm/testing/testing.h"
+#include "echo_process.h"
 #include "echo_service.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -268,17 +269,11 @@ TEST(ServiceHostTest, TlsClientRefusesAServerFromAnotherCa) {
 
 // The real binary: SIGTERM while a slow call runs lets it finish, then the process exits 0.
 TEST(ServiceProcessTest, SigtermDrainsInFlightCallsAndExitsZero) {
-  Subprocess server(
-      {CRM_ECHO_SERVER, "--plaintext", "--jwt-hs256-secret", kSecret, "--shutdown-grace", "10s"});
-  auto ports = server.ReadStdoutLine();
-  ASSERT_TRUE(ports.has_value()) << server.DrainStderr();
-  int grpc_port = 0;
-  int metrics_port = 0;
-  ASSERT_EQ(std::sscanf(ports->c_str(), "grpc_port=%d metrics_port=%d", &grpc_port, &metrics_port),
-            2);
-
-  auto stub = crm::runtime::testing::v1::EchoService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", grpc_port), grpc::InsecureChannelCredentials()));
+  EchoProcess echo(CRM_ECHO_SERVER, kSecret, {"--shutdown-grace", "10s"});
+  ASSERT_TRUE(echo.serving()) << echo.process().DrainStderr();
+  Subprocess& server = echo.process();
+  auto stub = crm::runtime::testing::v1::EchoService::NewStub(
+      grpc::CreateChannel(echo.address(), grpc::InsecureChannelCredentials()));
   grpc::Status slow_status;
   EchoResponse slow_response;
   std::thread slow([&] {

@@ -22,8 +22,8 @@ class EchoService final : public crm::runtime::testing::v1::EchoService::Callbac
                                  EchoResponse* response) override;
   grpc::ServerUnaryReactor* Slow(grpc::CallbackServerContext* context, const EchoRequest* request,
                                  EchoResponse* response) override;
-  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
-                                   const EchoRequest* request, EchoResponse* response) override;
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, const EchoRequest* request,
+                                   EchoResponse* response) override;
 
   // Calls that reached a handler: proves refused calls never did.
   int handled() const { return handled_.load(); }

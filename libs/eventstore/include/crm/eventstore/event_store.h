@@ -67,6 +67,8 @@ struct AppendResult {
   absl::Time recorded_at;
   // True when this answers a retry: the original result, nothing new written.
   bool replayed = false;
+
+  friend bool operator==(const AppendResult&, const AppendResult&) = default;
 };
 
 struct StreamHead {
@@ -142,6 +144,8 @@ class EventStore {
   // The service's log with position >= from_position (1-based), at most max_count.
   absl::StatusOr<std::vector<EventEnvelope>> ReadLog(int64_t from_position, size_t max_count) const;
   absl::StatusOr<std::optional<StreamHead>> GetStreamHead(std::string_view stream_id) const;
+  // The original result of an append recorded under `request_id`, if any (replayed = true).
+  absl::StatusOr<std::optional<AppendResult>> FindRequest(const std::string& request_id) const;
 
   absl::StatusOr<std::optional<std::string>> Get(Table table, std::string_view key) const;
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Scan(Table table,
