@@ -8,23 +8,17 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "crm/common/field_violations.h"
 #include "grpcpp/support/status.h"
 
 namespace crm::runtime {
 
-struct FieldViolation {
-  std::string field;        // "contact.emails[0]"
-  std::string description;  // "must be a valid email address"
-  bool operator==(const FieldViolation&) const = default;
-};
-
-// INVALID_ARGUMENT naming every offending field. The message lists them too, for humans.
-absl::Status InvalidArgument(std::vector<FieldViolation> violations);
-absl::Status InvalidField(std::string field, std::string description);
-
-// Any status may carry violations (e.g. RESOURCE_EXHAUSTED for one oversized field).
-absl::Status WithViolations(absl::Status status, const std::vector<FieldViolation>& violations);
-std::vector<FieldViolation> Violations(const absl::Status& status);
+// Field violations (crm/common/field_violations.h) are part of the runtime's vocabulary too.
+using crm::FieldViolation;
+using crm::InvalidArgument;
+using crm::InvalidField;
+using crm::Violations;
+using crm::WithViolations;
 
 // The single mapping to the wire. Internal failures (INTERNAL, DATA_LOSS, UNKNOWN) reach the
 // client as INTERNAL with a generic message; the detail stays in the server log.
