@@ -172,6 +172,7 @@ TEST_F(RepositoryTest, ARetriedRequestGetsItsFirstAnswerWithoutDecidingAgain) {
   ASSERT_THAT(Run(Meta(), Open("alice")), IsOk());
   CommandMeta add = Meta();
   add.request_id = "req-add";
+  add.request_fingerprint = "digest-a";
   int decides = 0;
   auto first = Run(add, Add(5, &decides));
   ASSERT_THAT(first, IsOk());
@@ -184,6 +185,12 @@ TEST_F(RepositoryTest, ARetriedRequestGetsItsFirstAnswerWithoutDecidingAgain) {
   EXPECT_EQ(retry->after.version, 2);
   EXPECT_EQ(retry->after.state.total(), 5) << "the state the first attempt produced";
   EXPECT_EQ(store_->LastPosition(), 3);
+
+  CommandMeta changed = add;
+  changed.request_fingerprint = "digest-b";
+  EXPECT_THAT(Run(changed, Add(7, &decides)),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("different request")));
+  EXPECT_EQ(decides, 1);
 
   CommandMeta elsewhere = Meta("t-9");
   elsewhere.request_id = "req-add";

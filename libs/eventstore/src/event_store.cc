@@ -82,6 +82,17 @@ absl::Status FromRocks(const rocksdb::Status& status, const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", status.ToString()));
 }
 
+// A retry must be the same request: differing known fingerprints mean the id was reused.
+absl::Status SameRequest(const std::string& request_id, const std::string& fingerprint,
+                         const IdempotencyRecord& record) {
+  if (!fingerprint.empty() && !record.fingerprint().empty() &&
+      fingerprint != record.fingerprint()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("request_id: ", request_id, " was already used for a different request"));
+  }
+  return absl::OkStatus();
+}
+
 AppendResult ToResult(const IdempotencyRecord& record) {
   return AppendResult{.stream_id = record.stream_id(),
                       .first_version = record.first_version(),
@@ -233,10 +244,11 @@ class EventStore::Impl {
   }
 
   absl::StatusOr<std::optional<AppendResult>> FindRecordedRequest(
-      const std::string& request_id) const {
+      const std::string& request_id, const std::string& fingerprint) const {
     CRM_ASSIGN_OR_RETURN(std::optional<IdempotencyRecord> record,
                          FindRequest(request_id, GroupView()));
     if (!record) return std::nullopt;
+    CRM_RETURN_IF_ERROR(SameRequest(request_id, fingerprint, *record));
     return ToResult(*record);
   }
 
@@ -452,11 +464,7 @@ class EventStore::Impl {
       CRM_ASSIGN_OR_RETURN(std::optional<IdempotencyRecord> earlier,
                            FindRequest(request.request_id, view));
       if (earlier) {
-        if (!request.request_fingerprint.empty() && !earlier->fingerprint().empty() &&
-            request.request_fingerprint != earlier->fingerprint()) {
-          return absl::AlreadyExistsError(absl::StrCat(
-              "request_id: ", request.request_id, " was already used for a different request"));
-        }
+        CRM_RETURN_IF_ERROR(SameRequest(request.request_id, request.request_fingerprint, *earlier));
         return ToResult(*earlier);
       }
     }
@@ -633,8 +641,8 @@ absl::StatusOr<std::optional<StreamHead>> EventStore::GetStreamHead(
 }
 
 absl::StatusOr<std::optional<AppendResult>> EventStore::FindRequest(
-    const std::string& request_id) const {
-  return impl_->FindRecordedRequest(request_id);
+    const std::string& request_id, const std::string& fingerprint) const {
+  return impl_->FindRecordedRequest(request_id, fingerprint);
 }
 
 absl::StatusOr<std::optional<std::string>> EventStore::Get(Table table,

@@ -10,13 +10,12 @@
 #include "crm/kafka/mock_cluster.h"
 #include "crm/runtime/auth.h"
 #include "crm/service/testing/v1/note.grpc.pb.h"
-#include "crm/testing/subprocess.h"
+#include "crm/testing/service_process.h"
 #include "crm/testing/testing.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "nlohmann/json.hpp"
 
 namespace {
 
@@ -36,35 +35,21 @@ class CommandServiceTest : public ::testing::Test {
     ASSERT_THAT(cluster_->CreateTopic(kTopic, 3, 1), IsOk());
   }
 
-  // Starts note_server and returns its ports from its "serving" log line.
-  std::unique_ptr<Subprocess> Start() {
-    auto server = std::make_unique<Subprocess>(std::vector<std::string>{
+  std::unique_ptr<crm::testing::ServiceProcess> Start() {
+    auto server = std::make_unique<crm::testing::ServiceProcess>(std::vector<std::string>{
         CRM_NOTE_SERVER, "--plaintext", "--jwt-hs256-secret", kSecret, "--data-dir",
         dir_.Sub("note"), "--kafka-bootstrap", cluster_->bootstrap_servers()});
-    auto serving = server->WaitForStderr("\"msg\":\"serving\"");
-    EXPECT_TRUE(serving.has_value()) << server->DrainStderr();
-    if (serving) {
-      const auto line = nlohmann::json::parse(*serving);
-      grpc_port_ = line["grpc_port"].get<int>();
-      metrics_port_ = line["metrics_port"].get<int>();
-    }
+    EXPECT_TRUE(server->serving()) << server->process().DrainStderr();
     return server;
-  }
-
-  std::shared_ptr<grpc::Channel> Channel() const {
-    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port_),
-                               grpc::InsecureChannelCredentials());
   }
 
   crm::testing::TempDir dir_;
   std::unique_ptr<crm::kafka::MockCluster> cluster_;
-  int grpc_port_ = 0;
-  int metrics_port_ = 0;
 };
 
 TEST_F(CommandServiceTest, ServesAppendsAndPublishesEverythingBeforeExitingOnSigterm) {
   auto server = Start();
-  auto channel = Channel();
+  auto channel = grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
   {
     auto health = grpc::health::v1::Health::NewStub(channel);
     grpc::ClientContext context;
@@ -95,7 +80,7 @@ TEST_F(CommandServiceTest, ServesAppendsAndPublishesEverythingBeforeExitingOnSig
               grpc::StatusCode::INVALID_ARGUMENT);
   }
 
-  auto metrics = crm::testing::HttpGet(metrics_port_, "/metrics");
+  auto metrics = crm::testing::HttpGet(server->metrics_port(), "/metrics");
   ASSERT_TRUE(metrics.has_value());
   EXPECT_THAT(*metrics, HasSubstr("crm_eventstore_events_appended_total 30"));
   EXPECT_THAT(*metrics, HasSubstr("crm_relay_lag_events{topic=\"crm.note.events.v1\"}"));
@@ -105,8 +90,8 @@ TEST_F(CommandServiceTest, ServesAppendsAndPublishesEverythingBeforeExitingOnSig
   promtool.CloseStdin();
   EXPECT_EQ(promtool.WaitForExitCode(), 0) << promtool.DrainStderr();
 
-  server->Signal(SIGTERM);
-  EXPECT_EQ(server->WaitForExitCode(), 0) << server->DrainStderr();
+  server->process().Signal(SIGTERM);
+  EXPECT_EQ(server->process().WaitForExitCode(), 0) << server->process().DrainStderr();
 
   // Everything stored was published, with the token's subject as actor.
   auto published = crm::kafka::ReadTopic(cluster_->bootstrap_servers(), kTopic, absl::Seconds(30));

@@ -280,11 +280,18 @@ absl::StatusOr<eventsourcing::Events> DecideCreate(const Current& current, absl:
   if (absl::Status id = ValidateContactId(contact_id, "contact_id", limits); !id.ok()) return id;
   if (current) return absl::AlreadyExistsError(absl::StrCat("contact ", contact_id, " exists"));
   absl::StatusOr<Contact> contact = NormalizeContactFields(fields, SettableContactFields(), limits);
-  if (!contact.ok()) return contact.status();
-  if (contact->given_name().empty() && contact->family_name().empty()) {
-    return InvalidArgument({{"contact.given_name", "a given or a family name is required"},
-                            {"contact.family_name", "a given or a family name is required"}});
+  // Report every fault at once: a missing name beside whatever else is wrong.
+  if (Trim(fields.given_name()).empty() && Trim(fields.family_name()).empty()) {
+    std::vector<FieldViolation> violations =
+        contact.ok() ? std::vector<FieldViolation>() : Violations(contact.status());
+    violations.push_back({"contact.given_name", "a given or a family name is required"});
+    violations.push_back({"contact.family_name", "a given or a family name is required"});
+    if (!contact.ok() && contact.status().code() == absl::StatusCode::kResourceExhausted) {
+      return WithViolations(contact.status(), violations);
+    }
+    return InvalidArgument(std::move(violations));
   }
+  if (!contact.ok()) return contact.status();
   contact->set_name(absl::StrCat("contacts/", contact_id));
   contact->set_contact_id(contact_id);
   *contact->mutable_create_time() = ToProto(occurred_at);

@@ -220,7 +220,7 @@ class Repository {
   absl::StatusOr<std::optional<CommandResult<State>>> Replay(const CommandMeta& meta) const {
     if (meta.request_id.empty()) return std::nullopt;
     CRM_ASSIGN_OR_RETURN(std::optional<eventstore::AppendResult> recorded,
-                         store_.FindRequest(meta.request_id));
+                         store_.FindRequest(meta.request_id, meta.request_fingerprint));
     if (!recorded) return std::nullopt;
     if (recorded->stream_id != meta.stream_id) {
       return absl::AlreadyExistsError(absl::StrCat("request_id: ", meta.request_id,

@@ -145,7 +145,10 @@ class EventStore {
   absl::StatusOr<std::vector<EventEnvelope>> ReadLog(int64_t from_position, size_t max_count) const;
   absl::StatusOr<std::optional<StreamHead>> GetStreamHead(std::string_view stream_id) const;
   // The original result of an append recorded under `request_id`, if any (replayed = true).
-  absl::StatusOr<std::optional<AppendResult>> FindRequest(const std::string& request_id) const;
+  // ALREADY_EXISTS when both fingerprints are known and differ (the id was reused for another
+  // request), as Append would answer.
+  absl::StatusOr<std::optional<AppendResult>> FindRequest(
+      const std::string& request_id, const std::string& fingerprint = "") const;
 
   absl::StatusOr<std::optional<std::string>> Get(Table table, std::string_view key) const;
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Scan(Table table,

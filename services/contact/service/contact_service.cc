@@ -1,0 +1,547 @@
+#include "service/contact_service.h"
+
+#include <openssl/evp.h>
+
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "crm/common/field_violations.h"
+#include "crm/common/time.h"
+#include "crm/common/uuid.h"
+#include "crm/runtime/call.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+
+namespace crm::contact {
+namespace {
+
+using runtime::Finish;
+using runtime::Method;
+using runtime::Principal;
+
+constexpr Method kCreate{"crm.contact.v1.ContactService/CreateContact", "contacts:write"};
+constexpr Method kGet{"crm.contact.v1.ContactService/GetContact", "contacts:read"};
+constexpr Method kUpdate{"crm.contact.v1.ContactService/UpdateContact", "contacts:write"};
+constexpr Method kArchive{"crm.contact.v1.ContactService/ArchiveContact", "contacts:write"};
+constexpr Method kRestore{"crm.contact.v1.ContactService/RestoreContact", "contacts:write"};
+constexpr Method kList{"crm.contact.v1.ContactService/ListContacts", "contacts:read"};
+constexpr Method kDuplicates{"crm.contact.v1.ContactService/FindDuplicates", "contacts:read"};
+constexpr Method kMerge{"crm.contact.v1.ContactService/MergeContacts", "contacts:write"};
+constexpr Method kEvents{"crm.contact.v1.ContactService/ListContactEvents", "contacts:read"};
+constexpr Method kValidate{"crm.contact.v1.ContactService/ValidateReferences", "contacts:read"};
+
+constexpr size_t kMaxRequestId = 128;
+constexpr size_t kMaxChannel = 64;
+constexpr int kMaxMergeHops = 8;
+
+// SHA-256 of the request's deterministic serialization: a retry must be the same request.
+std::string Fingerprint(const google::protobuf::Message& request) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&out);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
+}
+
+// A contact id for a create without one: derived from request_id, so a retry hits the same
+// stream (a random id would make every retry a new contact).
+std::string DerivedId(const std::string& request_id) {
+  if (request_id.empty()) return NewUuid();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  const std::string seed = "contact/" + request_id;
+  EVP_Digest(seed.data(), seed.size(), digest, &size, EVP_sha256(), nullptr);
+  return "c-" +
+         absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), 12));
+}
+
+// The metadata every mutating request carries, checked.
+template <typename Request>
+absl::StatusOr<eventsourcing::CommandMeta> Meta(const Principal& principal, const Request& request,
+                                                std::string stream_id, int64_t expected_version) {
+  std::vector<FieldViolation> violations;
+  if (request.request_id().size() > kMaxRequestId) {
+    violations.push_back({"request_id", absl::StrCat("longer than ", kMaxRequestId, " bytes")});
+  }
+  if (request.channel().size() > kMaxChannel) {
+    violations.push_back({"channel", absl::StrCat("longer than ", kMaxChannel, " bytes")});
+  }
+  if (expected_version < 0) violations.push_back({"expected_version", "must not be negative"});
+  std::optional<absl::Time> occurred_at;
+  if (request.has_occurred_at()) {
+    if (!IsValidTimestamp(request.occurred_at())) {
+      violations.push_back({"occurred_at", "not a valid time"});
+    } else {
+      occurred_at = FromProto(request.occurred_at());
+    }
+  }
+  if (!violations.empty()) return InvalidArgument(std::move(violations));
+  Request without_id = request;
+  without_id.clear_request_id();
+  return eventsourcing::CommandMeta{
+      .stream_id = std::move(stream_id),
+      .expected_version = expected_version > 0 ? expected_version : eventstore::kAnyVersion,
+      .request_id = request.request_id(),
+      .request_fingerprint = request.request_id().empty() ? "" : Fingerprint(without_id),
+      .occurred_at = occurred_at,
+      .actor_id = principal.subject,
+      .actor_kind = principal.kind,
+      .channel = request.channel()};
+}
+
+absl::StatusOr<int> PageSize(int32_t requested, int fallback, int max) {
+  if (requested == 0) return fallback;
+  if (requested < 0 || requested > max) {
+    return InvalidField("page_size", absl::StrCat("must be 1 to ", max));
+  }
+  return requested;
+}
+
+std::string EncodeToken(const std::string& position) { return absl::WebSafeBase64Escape(position); }
+
+absl::StatusOr<std::string> DecodeToken(const std::string& token) {
+  std::string position;
+  if (!token.empty() && !absl::WebSafeBase64Unescape(token, &position)) {
+    return InvalidField("page_token", "not a token this service issued");
+  }
+  return position;
+}
+
+}  // namespace
+
+ContactService::ContactService(eventstore::EventStore& store,
+                               std::shared_ptr<const runtime::TokenVerifier> verifier,
+                               ContactLimits limits, eventsourcing::BusinessTimeBounds bounds)
+    : store_(store), verifier_(std::move(verifier)), limits_(limits), contacts_(store, bounds) {}
+
+absl::StatusOr<Contact> ContactService::Resolve(const std::string& contact_id) const {
+  std::string id = contact_id;
+  for (int hop = 0; hop <= kMaxMergeHops; ++hop) {
+    absl::StatusOr<Current> current = contacts_.Load(id);
+    if (!current.ok()) return current.status();
+    if (!*current) return absl::NotFoundError(absl::StrCat("contact ", contact_id, " not found"));
+    if ((*current)->state.merged_into_contact_id().empty()) return (*current)->state;
+    id = (*current)->state.merged_into_contact_id();
+  }
+  return absl::InternalError(absl::StrCat("merge chain of ", contact_id, " is too long"));
+}
+
+grpc::ServerUnaryReactor* ContactService::CreateContact(grpc::CallbackServerContext* context,
+                                                        const v1::CreateContactRequest* request,
+                                                        v1::Contact* response) {
+  return runtime::Unary(
+      context, *verifier_, kCreate, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        const std::string id = request->contact_id().empty() ? DerivedId(request->request_id())
+                                                             : request->contact_id();
+        // No expected version: the domain answers ALREADY_EXISTS, and a lost race between two
+        // creates is decided again into that answer.
+        auto meta = Meta(principal, *request, id, 0);
+        if (!meta.ok()) return finish(meta.status());
+        Contact fields = request->contact();
+        if (fields.source_channel().empty()) fields.set_source_channel(request->channel());
+        // KPIS.md: a record's rep defaults to the acting user; integrations are nobody's rep.
+        if (fields.owner_id().empty() && principal.kind == crm::common::v1::ACTOR_KIND_USER) {
+          fields.set_owner_id(principal.subject);
+        }
+        contacts_.Handle(
+            *std::move(meta),
+            [this, id, fields](const Current& current, absl::Time occurred_at) {
+              return DecideCreate(current, occurred_at, id, fields, limits_);
+            },
+            [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
+              if (result.ok()) *response = result->after.state;
+              finish(result.status());
+            });
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::GetContact(grpc::CallbackServerContext* context,
+                                                     const v1::GetContactRequest* request,
+                                                     v1::Contact* response) {
+  return runtime::Unary(
+      context, *verifier_, kGet, *request,
+      [this, request, response](const Principal&, Finish finish) {
+        if (absl::Status id = ValidateContactId(request->contact_id(), "contact_id", limits_);
+            !id.ok()) {
+          return finish(id);
+        }
+        if (request->as_of_version() < 0)
+          return finish(InvalidField("as_of_version", "must not be negative"));
+        if (request->has_as_of_time() && !IsValidTimestamp(request->as_of_time())) {
+          return finish(InvalidField("as_of_time", "not a valid time"));
+        }
+        absl::StatusOr<Current> found;
+        if (request->as_of_version() > 0) {
+          found = contacts_.LoadVersion(request->contact_id(), request->as_of_version());
+        } else if (request->has_as_of_time()) {
+          found = contacts_.LoadAsOf(request->contact_id(), FromProto(request->as_of_time()));
+        } else if (!request->has_resolve_merged() || request->resolve_merged()) {
+          absl::StatusOr<Contact> resolved = Resolve(request->contact_id());
+          if (resolved.ok()) *response = *std::move(resolved);
+          return finish(resolved.status());
+        } else {
+          found = contacts_.Load(request->contact_id());
+        }
+        if (!found.ok()) return finish(found.status());
+        if (!*found)
+          return finish(
+              absl::NotFoundError(absl::StrCat("contact ", request->contact_id(), " not found")));
+        *response = (*found)->state;
+        finish(absl::OkStatus());
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::UpdateContact(grpc::CallbackServerContext* context,
+                                                        const v1::UpdateContactRequest* request,
+                                                        v1::Contact* response) {
+  return runtime::Unary(
+      context, *verifier_, kUpdate, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        const std::string& id = request->contact().contact_id();
+        if (absl::Status valid = ValidateContactId(id, "contact.contact_id", limits_);
+            !valid.ok()) {
+          return finish(valid);
+        }
+        auto meta = Meta(principal, *request, id, request->expected_version());
+        if (!meta.ok()) return finish(meta.status());
+        contacts_.Handle(
+            *std::move(meta),
+            [this, request](const Current& current, absl::Time) {
+              return DecideUpdate(current, request->contact(), request->update_mask(), limits_);
+            },
+            [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
+              if (result.ok()) *response = result->after.state;
+              finish(result.status());
+            });
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::ArchiveContact(grpc::CallbackServerContext* context,
+                                                         const v1::ArchiveContactRequest* request,
+                                                         v1::Contact* response) {
+  return runtime::Unary(
+      context, *verifier_, kArchive, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        if (absl::Status id = ValidateContactId(request->contact_id(), "contact_id", limits_);
+            !id.ok()) {
+          return finish(id);
+        }
+        auto meta = Meta(principal, *request, request->contact_id(), request->expected_version());
+        if (!meta.ok()) return finish(meta.status());
+        contacts_.Handle(
+            *std::move(meta),
+            [](const Current& current, absl::Time) { return DecideArchive(current); },
+            [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
+              if (result.ok()) *response = result->after.state;
+              finish(result.status());
+            });
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::RestoreContact(grpc::CallbackServerContext* context,
+                                                         const v1::RestoreContactRequest* request,
+                                                         v1::Contact* response) {
+  return runtime::Unary(
+      context, *verifier_, kRestore, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        if (absl::Status id = ValidateContactId(request->contact_id(), "contact_id", limits_);
+            !id.ok()) {
+          return finish(id);
+        }
+        auto meta = Meta(principal, *request, request->contact_id(), request->expected_version());
+        if (!meta.ok()) return finish(meta.status());
+        contacts_.Handle(
+            *std::move(meta),
+            [](const Current& current, absl::Time) { return DecideRestore(current); },
+            [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
+              if (result.ok()) *response = result->after.state;
+              finish(result.status());
+            });
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerContext* context,
+                                                       const v1::ListContactsRequest* request,
+                                                       v1::ListContactsResponse* response) {
+  return runtime::Unary(
+      context, *verifier_, kList, *request,
+      [this, request, response](const Principal&, Finish finish) {
+        absl::StatusOr<int> page_size = PageSize(request->page_size(), 50, 500);
+        if (!page_size.ok()) return finish(page_size.status());
+        absl::StatusOr<std::string> resume = DecodeToken(request->page_token());
+        if (!resume.ok()) return finish(resume.status());
+        if (!v1::LifecycleStage_IsValid(request->lifecycle_stage())) {
+          return finish(InvalidField("lifecycle_stage", "unknown lifecycle stage"));
+        }
+        // Scan the most selective index given; check the other filters on the loaded contact.
+        std::string dimension = "all/";
+        if (!request->owner_id().empty()) {
+          dimension = absl::StrCat("owner/", request->owner_id(), "/");
+        } else if (!request->account_id().empty()) {
+          dimension = absl::StrCat("account/", request->account_id(), "/");
+        } else if (!request->region().empty()) {
+          dimension = absl::StrCat("region/", request->region(), "/");
+        } else if (request->lifecycle_stage() != v1::LIFECYCLE_STAGE_UNSPECIFIED) {
+          dimension =
+              absl::StrCat("stage/", v1::LifecycleStage_Name(request->lifecycle_stage()), "/");
+        }
+        std::vector<std::string> prefixes;  // key order: archived < live
+        if (request->include_archived()) prefixes.push_back("contact/archived/" + dimension);
+        prefixes.push_back("contact/live/" + dimension);
+        auto matches = [request](const Contact& c) {
+          return (request->owner_id().empty() || c.owner_id() == request->owner_id()) &&
+                 (request->account_id().empty() || c.account_id() == request->account_id()) &&
+                 (request->region().empty() || c.region() == request->region()) &&
+                 (request->lifecycle_stage() == v1::LIFECYCLE_STAGE_UNSPECIFIED ||
+                  c.lifecycle_stage() == request->lifecycle_stage()) &&
+                 (!request->has_updated_since() ||
+                  FromProto(c.update_time()) >= FromProto(request->updated_since()));
+        };
+        // Bounded work per page: a page may come back short, with a token to go on.
+        size_t budget = static_cast<size_t>(*page_size) * 10;
+        std::string last_key;
+        for (const std::string& prefix : prefixes) {
+          if (!resume->empty() && *resume >= prefix && resume->rfind(prefix, 0) != 0)
+            continue;  // done
+          std::string after = resume->rfind(prefix, 0) == 0 ? *resume : "";
+          while (response->contacts_size() < *page_size && budget > 0) {
+            auto rows =
+                store_.Scan(eventstore::Table::kIndex, {.prefix = prefix, .start_after = after},
+                            std::min<size_t>(budget, 256));
+            if (!rows.ok()) return finish(rows.status());
+            if (rows->empty()) break;
+            for (const auto& [key, value] : *rows) {
+              --budget;
+              last_key = after = key;
+              absl::StatusOr<Current> contact = contacts_.Load(key.substr(key.rfind('/') + 1));
+              if (!contact.ok()) return finish(contact.status());
+              if (*contact && matches((*contact)->state))
+                *response->add_contacts() = (*contact)->state;
+              if (response->contacts_size() == *page_size || budget == 0) break;
+            }
+          }
+          if (response->contacts_size() == *page_size || budget == 0) break;
+          last_key.clear();  // this prefix is exhausted
+          resume->clear();
+        }
+        if (!last_key.empty()) response->set_next_page_token(EncodeToken(last_key));
+        finish(absl::OkStatus());
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::FindDuplicates(grpc::CallbackServerContext* context,
+                                                         const v1::FindDuplicatesRequest* request,
+                                                         v1::FindDuplicatesResponse* response) {
+  return runtime::Unary(
+      context, *verifier_, kDuplicates, *request,
+      [this, request, response](const Principal&, Finish finish) {
+        absl::StatusOr<int> page_size = PageSize(request->page_size(), 20, 100);
+        if (!page_size.ok()) return finish(page_size.status());
+        Contact candidate;
+        std::string self;
+        if (!request->contact_id().empty()) {
+          absl::StatusOr<Current> found = contacts_.Load(request->contact_id());
+          if (!found.ok()) return finish(found.status());
+          if (!*found)
+            return finish(
+                absl::NotFoundError(absl::StrCat("contact ", request->contact_id(), " not found")));
+          candidate = (*found)->state;
+          self = request->contact_id();
+        } else {
+          absl::StatusOr<Contact> normalized = NormalizeContactFields(
+              request->candidate(), {"given_name", "family_name", "emails", "phones", "account_id"},
+              limits_, "candidate.");
+          if (!normalized.ok()) return finish(normalized.status());
+          candidate = *std::move(normalized);
+        }
+        std::map<std::string, std::vector<std::string>> reasons;  // id -> why
+        auto collect = [&](const std::string& prefix, const char* reason) -> absl::Status {
+          auto rows = store_.Scan(eventstore::Table::kIndex, {.prefix = prefix}, 100);
+          if (!rows.ok()) return rows.status();
+          for (const auto& [key, value] : *rows) {
+            const std::string id = key.substr(prefix.size());
+            if (id != self) reasons[id].push_back(reason);
+          }
+          return absl::OkStatus();
+        };
+        for (const std::string& email : candidate.emails()) {
+          if (auto s = collect(absl::StrCat("contact/email/", email, "/"), "email"); !s.ok())
+            return finish(s);
+        }
+        for (const std::string& phone : candidate.phones()) {
+          if (auto s = collect(absl::StrCat("contact/phone/", phone, "/"), "phone"); !s.ok())
+            return finish(s);
+        }
+        if (!candidate.account_id().empty()) {
+          const std::string name = absl::StrCat(absl::AsciiStrToLower(candidate.given_name()), " ",
+                                                absl::AsciiStrToLower(candidate.family_name()));
+          if (auto s =
+                  collect(absl::StrCat("contact/name/", candidate.account_id(), "/", name, "/"),
+                          "name_in_account");
+              !s.ok()) {
+            return finish(s);
+          }
+        }
+        for (auto& [id, why] : reasons) {
+          if (response->matches_size() == *page_size) break;
+          absl::StatusOr<Current> found = contacts_.Load(id);
+          if (!found.ok()) return finish(found.status());
+          if (!*found) continue;
+          auto* match = response->add_matches();
+          *match->mutable_contact() = (*found)->state;
+          std::sort(why.begin(), why.end());
+          why.erase(std::unique(why.begin(), why.end()), why.end());
+          for (std::string& reason : why) match->add_reasons(std::move(reason));
+        }
+        finish(absl::OkStatus());
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::MergeContacts(grpc::CallbackServerContext* context,
+                                                        const v1::MergeContactsRequest* request,
+                                                        v1::Contact* response) {
+  return runtime::Unary(
+      context, *verifier_, kMerge, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        std::vector<FieldViolation> violations;
+        for (const auto& [field, id] :
+             {std::pair{"winner_contact_id", request->winner_contact_id()},
+              std::pair{"loser_contact_id", request->loser_contact_id()}}) {
+          if (auto valid = ValidateContactId(id, field, limits_); !valid.ok()) {
+            violations.push_back(
+                {field, std::string(valid.message()).substr(std::string(field).size() + 2)});
+          }
+        }
+        if (violations.empty() && request->winner_contact_id() == request->loser_contact_id()) {
+          violations.push_back({"loser_contact_id", "a contact cannot be merged into itself"});
+        }
+        if (!violations.empty()) return finish(InvalidArgument(std::move(violations)));
+        auto winner_meta = Meta(principal, *request, request->winner_contact_id(),
+                                request->winner_expected_version());
+        auto loser_meta = Meta(principal, *request, request->loser_contact_id(),
+                               request->loser_expected_version());
+        if (!winner_meta.ok()) return finish(winner_meta.status());
+        // Two streams, two appends, each idempotent under its own derived request id: a retry
+        // after a failure between them completes the merge.
+        if (!request->request_id().empty()) {
+          winner_meta->request_id = request->request_id() + "/winner";
+          loser_meta->request_id = request->request_id() + "/loser";
+        }
+        absl::StatusOr<Current> loser = contacts_.Load(request->loser_contact_id());
+        if (!loser.ok()) return finish(loser.status());
+        if (!*loser)
+          return finish(absl::NotFoundError(
+              absl::StrCat("contact ", request->loser_contact_id(), " not found")));
+        const Contact loser_state = (*loser)->state;
+        const std::string winner_id = request->winner_contact_id();
+        contacts_.Handle(
+            *std::move(winner_meta),
+            [this, loser_state](const Current& winner, absl::Time) {
+              if (!loser_state.merged_into_contact_id().empty() &&
+                  loser_state.merged_into_contact_id() !=
+                      (winner ? winner->state.contact_id() : "")) {
+                return absl::StatusOr<eventsourcing::Events>(absl::FailedPreconditionError(
+                    absl::StrCat("contact ", loser_state.contact_id(), " was merged into ",
+                                 loser_state.merged_into_contact_id())));
+              }
+              return DecideAbsorb(winner, loser_state, limits_);
+            },
+            [this, loser_meta = *std::move(loser_meta), winner_id, response,
+             finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> absorbed) mutable {
+              if (!absorbed.ok()) return finish(absorbed.status());
+              *response = absorbed->after.state;
+              contacts_.Handle(
+                  std::move(loser_meta),
+                  [winner_id](const Current& loser, absl::Time) {
+                    if (loser && loser->state.merged_into_contact_id() == winner_id) {
+                      return absl::StatusOr<eventsourcing::Events>(
+                          eventsourcing::Events());  // done
+                    }
+                    return DecideMergeInto(loser, winner_id);
+                  },
+                  [finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> merged) {
+                    finish(merged.status());
+                  });
+            });
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::ListContactEvents(
+    grpc::CallbackServerContext* context, const v1::ListContactEventsRequest* request,
+    v1::ListContactEventsResponse* response) {
+  return runtime::Unary(
+      context, *verifier_, kEvents, *request,
+      [this, request, response](const Principal&, Finish finish) {
+        if (absl::Status id = ValidateContactId(request->contact_id(), "contact_id", limits_);
+            !id.ok()) {
+          return finish(id);
+        }
+        absl::StatusOr<int> page_size = PageSize(request->page_size(), 100, 1000);
+        if (!page_size.ok()) return finish(page_size.status());
+        absl::StatusOr<std::string> token = DecodeToken(request->page_token());
+        if (!token.ok()) return finish(token.status());
+        int64_t from = 1;
+        if (!token->empty() && (!absl::SimpleAtoi(*token, &from) || from < 1)) {
+          return finish(InvalidField("page_token", "not a token this service issued"));
+        }
+        auto head = store_.GetStreamHead(request->contact_id());
+        if (!head.ok()) return finish(head.status());
+        if (!*head)
+          return finish(
+              absl::NotFoundError(absl::StrCat("contact ", request->contact_id(), " not found")));
+        auto events =
+            store_.ReadStream(request->contact_id(), from, static_cast<size_t>(*page_size));
+        if (!events.ok()) return finish(events.status());
+        for (auto& event : *events) *response->add_events() = std::move(event);
+        const int64_t next = from + response->events_size();
+        if (next <= (*head)->version)
+          response->set_next_page_token(EncodeToken(absl::StrCat(next)));
+        finish(absl::OkStatus());
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::ValidateReferences(
+    grpc::CallbackServerContext* context, const v1::ValidateReferencesRequest* request,
+    v1::ValidateReferencesResponse* response) {
+  return runtime::Unary(
+      context, *verifier_, kValidate, *request,
+      [this, request, response](const Principal&, Finish finish) {
+        constexpr int kMaxIds = 500;
+        if (request->contact_ids_size() > kMaxIds) {
+          return finish(WithViolations(absl::ResourceExhaustedError("too many ids"),
+                                       {{"contact_ids", absl::StrCat("at most ", kMaxIds)}}));
+        }
+        if (request->account_ids_size() > 0) {
+          return finish(
+              absl::UnimplementedError("account references: accounts are not served yet"));
+        }
+        for (const std::string& id : request->contact_ids()) {
+          auto* reference = response->add_contacts();
+          reference->set_contact_id(id);
+          if (!ValidateContactId(id, "contact_ids", limits_).ok())
+            continue;  // malformed: not found
+          absl::StatusOr<Contact> resolved = Resolve(id);
+          if (resolved.status().code() == absl::StatusCode::kNotFound) continue;
+          if (!resolved.ok()) return finish(resolved.status());
+          reference->set_exists(true);
+          reference->set_resolved_contact_id(resolved->contact_id());
+          reference->set_archived(resolved->archived());
+          reference->set_owner_id(resolved->owner_id());
+          reference->set_region(resolved->region());
+          reference->set_account_id(resolved->account_id());
+        }
+        finish(absl::OkStatus());
+      });
+}
+
+}  // namespace crm::contact

@@ -1,0 +1,313 @@
+// contact-service as users meet it: the real binary, a real channel, RocksDB in a temp dir,
+// the Kafka protocol (in-process mock cluster), tokens from the dev secret.
+
+#include <csignal>
+
+#include "absl/strings/str_cat.h"
+#include "crm/common/time.h"
+#include "crm/contact/v1/contact_service.grpc.pb.h"
+#include "crm/contact/v1/events.pb.h"
+#include "crm/kafka/consumer.h"
+#include "crm/kafka/mock_cluster.h"
+#include "crm/runtime/auth.h"
+#include "crm/runtime/status.h"
+#include "crm/testing/service_process.h"
+#include "crm/testing/testing.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+
+namespace crm::contact {
+namespace {
+
+using ::crm::testing::IsOk;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+using namespace crm::contact::v1;  // NOLINT: the service's messages
+
+constexpr char kSecret[] = "contact-service-test-secret-xxxxx";
+constexpr char kTopic[] = "crm.contact.events.v1";
+
+class ContactServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = crm::kafka::MockCluster::Start(1);
+    ASSERT_THAT(cluster, IsOk());
+    cluster_ = *std::move(cluster);
+    ASSERT_THAT(cluster_->CreateTopic(kTopic, 3, 1), IsOk());
+    StartService();
+  }
+
+  void StartService() {
+    service_ = std::make_unique<crm::testing::ServiceProcess>(std::vector<std::string>{
+        CRM_CONTACT_SERVICE, "--plaintext", "--jwt-hs256-secret", kSecret, "--grpc-listen",
+        "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", dir_.Sub("contact"),
+        "--kafka-bootstrap", cluster_->bootstrap_servers()});
+    ASSERT_TRUE(service_->serving()) << service_->process().DrainStderr();
+    stub_ = ContactService::NewStub(
+        grpc::CreateChannel(service_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  void StopService() {
+    service_->process().Signal(SIGTERM);
+    ASSERT_EQ(service_->process().WaitForExitCode(), 0);
+  }
+
+  // Calls one method with a token for `scopes`; returns the status with its violations.
+  template <typename Request, typename Response>
+  absl::Status Call(grpc::Status (ContactService::Stub::*method)(grpc::ClientContext*,
+                                                                 const Request&, Response*),
+                    const Request& request, Response* response,
+                    std::vector<std::string> scopes = {"contacts:read", "contacts:write"}) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!scopes.empty()) {
+      context.AddMetadata(
+          "authorization",
+          "Bearer " + *runtime::SignHs256({.subject = "rep-1", .scopes = scopes}, kSecret));
+    }
+    return runtime::FromGrpcStatus((stub_.get()->*method)(&context, request, response));
+  }
+
+  absl::StatusOr<Contact> Create(const std::string& id, const std::string& given,
+                                 const std::string& owner, const std::string& email = "") {
+    CreateContactRequest request;
+    request.set_contact_id(id);
+    request.set_channel("web_form");
+    request.mutable_contact()->set_given_name(given);
+    request.mutable_contact()->set_family_name("Tester");
+    request.mutable_contact()->set_owner_id(owner);
+    if (!email.empty()) request.mutable_contact()->add_emails(email);
+    Contact response;
+    absl::Status status = Call(&ContactService::Stub::CreateContact, request, &response);
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  absl::StatusOr<Contact> Get(const std::string& id, int64_t version = 0) {
+    GetContactRequest request;
+    request.set_contact_id(id);
+    request.set_as_of_version(version);
+    Contact response;
+    absl::Status status = Call(&ContactService::Stub::GetContact, request, &response);
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  static std::vector<std::string> Fields(const absl::Status& status) {
+    std::vector<std::string> fields;
+    for (const auto& v : runtime::Violations(status)) fields.push_back(v.field);
+    return fields;
+  }
+
+  crm::testing::TempDir dir_;
+  std::unique_ptr<crm::kafka::MockCluster> cluster_;
+  std::unique_ptr<crm::testing::ServiceProcess> service_;
+  std::unique_ptr<ContactService::Stub> stub_;
+};
+
+TEST_F(ContactServiceTest, CreateGetAndIdempotentRetry) {
+  CreateContactRequest request;
+  request.set_request_id("form-submission-17");
+  request.set_channel("web_form");
+  request.mutable_contact()->set_given_name("Ada");
+  request.mutable_contact()->add_emails("ADA@Example.com");
+  Contact first;
+  ASSERT_THAT(Call(&ContactService::Stub::CreateContact, request, &first), IsOk());
+  EXPECT_THAT(first.contact_id(), ::testing::StartsWith("c-")) << "derived from the request id";
+  EXPECT_EQ(first.name(), "contacts/" + first.contact_id());
+  EXPECT_THAT(first.emails(), ElementsAre("ada@example.com"));
+  EXPECT_EQ(first.source_channel(), "web_form");
+  EXPECT_EQ(first.owner_id(), "rep-1") << "the owner defaults to the acting user";
+  EXPECT_EQ(first.version(), 1);
+
+  Contact retried;
+  ASSERT_THAT(Call(&ContactService::Stub::CreateContact, request, &retried), IsOk());
+  EXPECT_EQ(retried.contact_id(), first.contact_id());
+  ListContactEventsRequest history;
+  history.set_contact_id(first.contact_id());
+  ListContactEventsResponse events;
+  ASSERT_THAT(Call(&ContactService::Stub::ListContactEvents, history, &events), IsOk());
+  EXPECT_EQ(events.events_size(), 1) << "the retry wrote nothing";
+
+  request.mutable_contact()->set_given_name("Someone else");
+  EXPECT_EQ(Call(&ContactService::Stub::CreateContact, request, &retried).code(),
+            absl::StatusCode::kAlreadyExists)
+      << "a request id reused for a different request";
+
+  auto got = Get(first.contact_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->given_name(), "Ada");
+  EXPECT_EQ(Create(first.contact_id(), "Again", "rep-1").status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(Get("nobody").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ContactServiceTest, BadInputIsRefusedWithTheFieldNamedAndNothingStored) {
+  CreateContactRequest request;
+  request.set_contact_id("c-1");
+  request.mutable_contact()->add_emails("nope");
+  *request.mutable_occurred_at() = ToProto(absl::Now() + absl::Hours(1));
+  Contact response;
+  absl::Status refused = Call(&ContactService::Stub::CreateContact, request, &response);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  request.clear_occurred_at();
+  refused = Call(&ContactService::Stub::CreateContact, request, &response);
+  EXPECT_THAT(Fields(refused), UnorderedElementsAre("contact.emails[0]", "contact.given_name",
+                                                    "contact.family_name"));
+  EXPECT_EQ(Get("c-1").status().code(), absl::StatusCode::kNotFound);
+
+  *request.mutable_occurred_at() = ToProto(absl::Now() + absl::Hours(1));
+  request.mutable_contact()->set_given_name("Ada");
+  request.mutable_contact()->clear_emails();
+  refused = Call(&ContactService::Stub::CreateContact, request, &response);
+  EXPECT_THAT(refused.message(), HasSubstr("occurred_at"));
+
+  EXPECT_EQ(Call(&ContactService::Stub::CreateContact, request, &response, {}).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(
+      Call(&ContactService::Stub::CreateContact, request, &response, {"contacts:read"}).code(),
+      absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Get("c-1").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ContactServiceTest, UpdateWithMaskAndVersionThenReadTheOldVersion) {
+  ASSERT_THAT(Create("c-1", "Ada", "rep-1"), IsOk());
+  UpdateContactRequest update;
+  update.mutable_contact()->set_contact_id("c-1");
+  update.mutable_contact()->set_owner_id("rep-2");
+  update.mutable_contact()->set_given_name("ignored: not in the mask");
+  update.mutable_update_mask()->add_paths("owner_id");
+  update.set_expected_version(1);
+  Contact updated;
+  ASSERT_THAT(Call(&ContactService::Stub::UpdateContact, update, &updated), IsOk());
+  EXPECT_EQ(updated.owner_id(), "rep-2");
+  EXPECT_EQ(updated.given_name(), "Ada");
+  EXPECT_EQ(updated.version(), 2);
+
+  EXPECT_EQ(Call(&ContactService::Stub::UpdateContact, update, &updated).code(),
+            absl::StatusCode::kAborted)
+      << "expected_version 1 is stale now";
+  auto then = Get("c-1", 1);
+  ASSERT_THAT(then, IsOk());
+  EXPECT_EQ(then->owner_id(), "rep-1") << "the contact as it was at version 1";
+}
+
+TEST_F(ContactServiceTest, ListsPageThroughAFilterInStableOrder) {
+  for (int i = 0; i < 7; ++i) ASSERT_THAT(Create(absl::StrCat("a-", i), "A", "rep-1"), IsOk());
+  for (int i = 0; i < 3; ++i) ASSERT_THAT(Create(absl::StrCat("b-", i), "B", "rep-2"), IsOk());
+  ArchiveContactRequest archive;
+  archive.set_contact_id("a-6");
+  Contact archived;
+  ASSERT_THAT(Call(&ContactService::Stub::ArchiveContact, archive, &archived), IsOk());
+  EXPECT_TRUE(archived.archived());
+  EXPECT_EQ(Call(&ContactService::Stub::ArchiveContact, archive, &archived).code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  std::vector<std::string> ids;
+  ListContactsRequest list;
+  list.set_owner_id("rep-1");
+  list.set_page_size(4);
+  int pages = 0;
+  do {
+    ListContactsResponse page;
+    ASSERT_THAT(Call(&ContactService::Stub::ListContacts, list, &page), IsOk());
+    for (const auto& c : page.contacts()) ids.push_back(c.contact_id());
+    list.set_page_token(page.next_page_token());
+    ++pages;
+  } while (!list.page_token().empty() && pages < 10);
+  EXPECT_THAT(ids, ElementsAre("a-0", "a-1", "a-2", "a-3", "a-4", "a-5"))
+      << "archived ones left out";
+
+  ListContactsRequest everything;
+  everything.set_include_archived(true);
+  everything.set_page_size(100);
+  ListContactsResponse all;
+  ASSERT_THAT(Call(&ContactService::Stub::ListContacts, everything, &all), IsOk());
+  EXPECT_EQ(all.contacts_size(), 10);
+
+  ListContactsRequest bad;
+  bad.set_page_token("%%%");
+  EXPECT_THAT(Fields(Call(&ContactService::Stub::ListContacts, bad, &all)),
+              ElementsAre("page_token"));
+  bad.set_page_token("");
+  bad.set_page_size(501);
+  EXPECT_THAT(Fields(Call(&ContactService::Stub::ListContacts, bad, &all)),
+              ElementsAre("page_size"));
+}
+
+TEST_F(ContactServiceTest, DuplicatesMergeAndReferencesResolveToTheWinner) {
+  ASSERT_THAT(Create("c-1", "Ada", "rep-1", "ada@example.com"), IsOk());
+  ASSERT_THAT(Create("c-2", "Augusta", "", "ADA@example.com"), IsOk());
+  FindDuplicatesRequest find;
+  find.set_contact_id("c-1");
+  FindDuplicatesResponse found;
+  ASSERT_THAT(Call(&ContactService::Stub::FindDuplicates, find, &found), IsOk());
+  ASSERT_EQ(found.matches_size(), 1);
+  EXPECT_EQ(found.matches(0).contact().contact_id(), "c-2");
+  EXPECT_THAT(found.matches(0).reasons(), ElementsAre("email"));
+
+  MergeContactsRequest merge;
+  merge.set_winner_contact_id("c-1");
+  merge.set_loser_contact_id("c-2");
+  merge.set_request_id("merge-1");
+  Contact winner;
+  ASSERT_THAT(Call(&ContactService::Stub::MergeContacts, merge, &winner), IsOk());
+  EXPECT_EQ(winner.contact_id(), "c-1");
+  ASSERT_THAT(Call(&ContactService::Stub::MergeContacts, merge, &winner), IsOk())
+      << "a retry is harmless";
+
+  auto resolved = Get("c-2");
+  ASSERT_THAT(resolved, IsOk());
+  EXPECT_EQ(resolved->contact_id(), "c-1") << "a merged id resolves to the winner";
+  ListContactEventsRequest history;
+  history.set_contact_id("c-2");
+  ListContactEventsResponse events;
+  ASSERT_THAT(Call(&ContactService::Stub::ListContactEvents, history, &events), IsOk());
+  ASSERT_EQ(events.events_size(), 2) << "the loser's history stays readable";
+  EXPECT_TRUE(events.events(1).payload().Is<ContactMergedInto>());
+
+  ValidateReferencesRequest validate;
+  validate.add_contact_ids("c-2");
+  validate.add_contact_ids("ghost");
+  ValidateReferencesResponse references;
+  ASSERT_THAT(Call(&ContactService::Stub::ValidateReferences, validate, &references), IsOk());
+  EXPECT_TRUE(references.contacts(0).exists());
+  EXPECT_EQ(references.contacts(0).resolved_contact_id(), "c-1");
+  EXPECT_EQ(references.contacts(0).owner_id(), "rep-1");
+  EXPECT_FALSE(references.contacts(1).exists());
+}
+
+TEST_F(ContactServiceTest, EventsReachTheTopicAndEverythingSurvivesARestart) {
+  ASSERT_THAT(Create("c-1", "Ada", "rep-1"), IsOk());
+  ASSERT_THAT(Create("c-2", "Bob", "rep-2"), IsOk());
+  StopService();  // drains and publishes before exiting
+
+  auto published = crm::kafka::ReadTopic(cluster_->bootstrap_servers(), kTopic, absl::Seconds(30));
+  ASSERT_THAT(published, IsOk());
+  ASSERT_EQ(published->size(), 2u);
+  std::map<std::string, ContactCreated> created;
+  for (const auto& message : *published) {
+    crm::events::v1::EventEnvelope envelope;
+    ASSERT_TRUE(envelope.ParseFromString(message.value));
+    EXPECT_EQ(message.key, envelope.stream_id());
+    EXPECT_EQ(*message.Header("event_type"), "crm.contact.v1.ContactCreated");
+    EXPECT_EQ(envelope.actor_id(), "rep-1") << "the token's subject";
+    EXPECT_EQ(envelope.stream_type(), "contact");
+    ContactCreated event;
+    ASSERT_TRUE(envelope.payload().UnpackTo(&event));
+    created[envelope.stream_id()] = event;
+  }
+  EXPECT_EQ(created["c-2"].contact().owner_id(), "rep-2");
+  EXPECT_EQ(created["c-2"].contact().family_name(), "Tester");
+
+  StartService();
+  auto after_restart = Get("c-2");
+  ASSERT_THAT(after_restart, IsOk());
+  EXPECT_EQ(after_restart->given_name(), "Bob");
+  ASSERT_THAT(Create("c-3", "Cy", "rep-1"), IsOk());
+}
+
+}  // namespace
+}  // namespace crm::contact
