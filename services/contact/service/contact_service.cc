@@ -135,6 +135,20 @@ absl::StatusOr<Contact> ContactService::Resolve(const std::string& contact_id) c
   return absl::InternalError(absl::StrCat("merge chain of ", contact_id, " is too long"));
 }
 
+template <typename Request>
+void ContactService::Execute(const Principal& principal, const Request& request, std::string id,
+                             int64_t expected_version, ContactService::Repository::Decide decide,
+                             v1::Contact* response, Finish finish) {
+  auto meta = Meta(principal, request, std::move(id), expected_version);
+  if (!meta.ok()) return finish(meta.status());
+  contacts_.Handle(
+      *std::move(meta), std::move(decide),
+      [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
+        if (result.ok()) *response = result->after.state;
+        finish(result.status());
+      });
+}
+
 grpc::ServerUnaryReactor* ContactService::CreateContact(grpc::CallbackServerContext* context,
                                                         const v1::CreateContactRequest* request,
                                                         v1::Contact* response) {
@@ -143,25 +157,20 @@ grpc::ServerUnaryReactor* ContactService::CreateContact(grpc::CallbackServerCont
       [this, request, response](const Principal& principal, Finish finish) {
         const std::string id = request->contact_id().empty() ? DerivedId(request->request_id())
                                                              : request->contact_id();
-        // No expected version: the domain answers ALREADY_EXISTS, and a lost race between two
-        // creates is decided again into that answer.
-        auto meta = Meta(principal, *request, id, 0);
-        if (!meta.ok()) return finish(meta.status());
         Contact fields = request->contact();
         if (fields.source_channel().empty()) fields.set_source_channel(request->channel());
         // KPIS.md: a record's rep defaults to the acting user; integrations are nobody's rep.
         if (fields.owner_id().empty() && principal.kind == crm::common::v1::ACTOR_KIND_USER) {
           fields.set_owner_id(principal.subject);
         }
-        contacts_.Handle(
-            *std::move(meta),
+        // No expected version: the domain answers ALREADY_EXISTS, and a lost race between two
+        // creates is decided again into that answer.
+        Execute(
+            principal, *request, id, 0,
             [this, id, fields](const Current& current, absl::Time occurred_at) {
               return DecideCreate(current, occurred_at, id, fields, limits_);
             },
-            [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
-              if (result.ok()) *response = result->after.state;
-              finish(result.status());
-            });
+            response, std::move(finish));
       });
 }
 
@@ -212,17 +221,12 @@ grpc::ServerUnaryReactor* ContactService::UpdateContact(grpc::CallbackServerCont
             !valid.ok()) {
           return finish(valid);
         }
-        auto meta = Meta(principal, *request, id, request->expected_version());
-        if (!meta.ok()) return finish(meta.status());
-        contacts_.Handle(
-            *std::move(meta),
+        Execute(
+            principal, *request, id, request->expected_version(),
             [this, request](const Current& current, absl::Time) {
               return DecideUpdate(current, request->contact(), request->update_mask(), limits_);
             },
-            [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
-              if (result.ok()) *response = result->after.state;
-              finish(result.status());
-            });
+            response, std::move(finish));
       });
 }
 
@@ -236,15 +240,10 @@ grpc::ServerUnaryReactor* ContactService::ArchiveContact(grpc::CallbackServerCon
             !id.ok()) {
           return finish(id);
         }
-        auto meta = Meta(principal, *request, request->contact_id(), request->expected_version());
-        if (!meta.ok()) return finish(meta.status());
-        contacts_.Handle(
-            *std::move(meta),
-            [](const Current& current, absl::Time) { return DecideArchive(current); },
-            [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
-              if (result.ok()) *response = result->after.state;
-              finish(result.status());
-            });
+        Execute(
+            principal, *request, request->contact_id(), request->expected_version(),
+            [](const Current& current, absl::Time) { return DecideArchive(current); }, response,
+            std::move(finish));
       });
 }
 
@@ -258,15 +257,10 @@ grpc::ServerUnaryReactor* ContactService::RestoreContact(grpc::CallbackServerCon
             !id.ok()) {
           return finish(id);
         }
-        auto meta = Meta(principal, *request, request->contact_id(), request->expected_version());
-        if (!meta.ok()) return finish(meta.status());
-        contacts_.Handle(
-            *std::move(meta),
-            [](const Current& current, absl::Time) { return DecideRestore(current); },
-            [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
-              if (result.ok()) *response = result->after.state;
-              finish(result.status());
-            });
+        Execute(
+            principal, *request, request->contact_id(), request->expected_version(),
+            [](const Current& current, absl::Time) { return DecideRestore(current); }, response,
+            std::move(finish));
       });
 }
 

@@ -6,6 +6,7 @@
 #include "crm/contact/v1/contact_service.grpc.pb.h"
 #include "crm/eventsourcing/repository.h"
 #include "crm/runtime/auth.h"
+#include "crm/runtime/call.h"
 #include "domain/contact.h"
 
 namespace crm::contact {
@@ -49,6 +50,13 @@ class ContactService final : public crm::contact::v1::ContactService::CallbackSe
 
  private:
   using Repository = eventsourcing::Repository<ContactAggregate>;
+
+  // The shared path of every single-stream command: checks the request's metadata, runs
+  // `decide` through the repository and answers with the contact it produced.
+  template <typename Request>
+  void Execute(const runtime::Principal& principal, const Request& request, std::string id,
+               int64_t expected_version, Repository::Decide decide, v1::Contact* response,
+               runtime::Finish finish);
 
   // The live contact an id resolves to, following merges; NOT_FOUND when absent.
   absl::StatusOr<Contact> Resolve(const std::string& contact_id) const;
