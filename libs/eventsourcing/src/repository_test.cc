@@ -121,7 +121,7 @@ TEST_F(RepositoryTest, CommandsAppendEventsWithTheNewStateAndIndexInOneBatch) {
   EXPECT_EQ((*loaded)->state.total(), 5);
   EXPECT_THAT(Index("tally/by_owner/"), ElementsAre("tally/by_owner/alice/t-1"));
 
-  auto events = store_->ReadStream("t-1", 1, 10);
+  auto events = store_->ReadStream("tally/t-1", 1, 10);
   ASSERT_THAT(events, IsOk());
   const auto& event = (*events)[1];
   EXPECT_EQ(event.payload().type_url(),
@@ -129,6 +129,7 @@ TEST_F(RepositoryTest, CommandsAppendEventsWithTheNewStateAndIndexInOneBatch) {
   EXPECT_EQ(event.actor_id(), "alice");
   EXPECT_EQ(event.channel(), "web_form");
   EXPECT_EQ(event.stream_type(), "tally");
+  EXPECT_EQ(event.stream_id(), "tally/t-1") << "streams are namespaced by aggregate type";
   EXPECT_EQ(FromProto(event.occurred_at()), kNow) << "business time defaults to now";
 }
 

@@ -181,12 +181,6 @@ void NormalizeField(const std::string& path, const Contact& in, Contact& out, Ch
   }
 }
 
-eventsourcing::Events One(std::unique_ptr<google::protobuf::Message> event) {
-  eventsourcing::Events events;
-  events.push_back(std::move(event));
-  return events;
-}
-
 absl::Status LiveContact(const Current& current, const char* doing) {
   if (!current) return absl::NotFoundError("contact not found");
   if (!current->state.merged_into_contact_id().empty()) {
@@ -297,7 +291,7 @@ absl::StatusOr<eventsourcing::Events> DecideCreate(const Current& current, absl:
   *contact->mutable_create_time() = ToProto(occurred_at);
   auto created = std::make_unique<ContactCreated>();
   *created->mutable_contact() = *std::move(contact);
-  return One(std::move(created));
+  return eventsourcing::Emit(std::move(created));
 }
 
 absl::StatusOr<eventsourcing::Events> DecideUpdate(const Current& current, const Contact& patch,
@@ -334,7 +328,7 @@ absl::StatusOr<eventsourcing::Events> DecideUpdate(const Current& current, const
   auto updated = std::make_unique<ContactUpdated>();
   *updated->mutable_contact() = std::move(after);
   for (std::string& path : changed) updated->add_changed_fields(std::move(path));
-  return One(std::move(updated));
+  return eventsourcing::Emit(std::move(updated));
 }
 
 absl::StatusOr<eventsourcing::Events> DecideArchive(const Current& current) {
@@ -343,7 +337,7 @@ absl::StatusOr<eventsourcing::Events> DecideArchive(const Current& current) {
     return absl::FailedPreconditionError("contact is already archived");
   auto archived = std::make_unique<ContactArchived>();
   archived->set_contact_id(current->state.contact_id());
-  return One(std::move(archived));
+  return eventsourcing::Emit(std::move(archived));
 }
 
 absl::StatusOr<eventsourcing::Events> DecideRestore(const Current& current) {
@@ -351,7 +345,7 @@ absl::StatusOr<eventsourcing::Events> DecideRestore(const Current& current) {
   if (!current->state.archived()) return absl::FailedPreconditionError("contact is not archived");
   auto restored = std::make_unique<ContactRestored>();
   restored->set_contact_id(current->state.contact_id());
-  return One(std::move(restored));
+  return eventsourcing::Emit(std::move(restored));
 }
 
 absl::StatusOr<eventsourcing::Events> DecideMergeInto(const Current& loser,
@@ -364,7 +358,7 @@ absl::StatusOr<eventsourcing::Events> DecideMergeInto(const Current& loser,
   merged->set_contact_id(loser->state.contact_id());
   merged->set_winner_contact_id(winner_id);
   merged->set_source_channel(loser->state.source_channel());
-  return One(std::move(merged));
+  return eventsourcing::Emit(std::move(merged));
 }
 
 absl::StatusOr<eventsourcing::Events> DecideAbsorb(const Current& winner, const Contact& loser,
@@ -399,7 +393,7 @@ absl::StatusOr<eventsourcing::Events> DecideAbsorb(const Current& winner, const 
   auto absorbed = std::make_unique<ContactAbsorbedDuplicate>();
   *absorbed->mutable_contact() = std::move(after);
   absorbed->set_loser_contact_id(loser.contact_id());
-  return One(std::move(absorbed));
+  return eventsourcing::Emit(std::move(absorbed));
 }
 
 }  // namespace crm::contact

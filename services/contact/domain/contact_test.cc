@@ -4,12 +4,15 @@
 #include "crm/common/time.h"
 #include "crm/contact/v1/events.pb.h"
 #include "crm/testing/testing.h"
+#include "domain/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace crm::contact {
 namespace {
 
+using ::crm::contact::testing::Fields;
+using ::crm::contact::testing::kMonday;
 using ::crm::testing::IsOk;
 using ::crm::testing::StatusIs;
 using ::testing::ElementsAre;
@@ -17,22 +20,7 @@ using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 using namespace crm::contact::v1;  // NOLINT: the domain's own messages
 
-const absl::Time kMonday =
-    absl::FromCivil(absl::CivilSecond(2026, 11, 16, 9, 0, 0), absl::UTCTimeZone());
 const ContactLimits kLimits;
-
-// Given: the state after these events (as the repository would fold them).
-Current Given(const std::vector<const google::protobuf::Message*>& events) {
-  Current current;
-  int64_t version = 0;
-  for (const auto* event : events) {
-    if (!current) current.emplace();
-    ContactAggregate::Evolve(current->state, eventsourcing::internal::Envelope(
-                                                 {.stream_id = "c-1"}, kMonday, *event, ++version));
-    current->version = version;
-  }
-  return current;
-}
 
 // Then: the single event a decision produced, as its concrete type.
 template <typename Event>
@@ -49,12 +37,6 @@ Event Only(const absl::StatusOr<eventsourcing::Events>& events) {
     return event;
   }
   return *typed;
-}
-
-std::vector<std::string> Fields(const absl::Status& status) {
-  std::vector<std::string> fields;
-  for (const auto& v : Violations(status)) fields.push_back(v.field);
-  return fields;
 }
 
 Contact Ada() {
@@ -123,15 +105,16 @@ TEST(CreateContactTest, OversizedFieldsAreResourceExhausted) {
 
 TEST(CreateContactTest, AnExistingContactCannotBeCreatedAgain) {
   const ContactCreated created = Created();
-  EXPECT_THAT(DecideCreate(Given({&created}), kMonday, "c-1", Ada(), kLimits),
-              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(
+      DecideCreate(testing::Given<ContactAggregate>({&created}), kMonday, "c-1", Ada(), kLimits),
+      StatusIs(absl::StatusCode::kAlreadyExists));
 }
 
 TEST(EvolveTest, EventsBuildTheStateWithVersionAndUpdateTime) {
   const ContactCreated created = Created();
   ContactArchived archived;
   archived.set_contact_id("c-1");
-  const Current state = Given({&created, &archived});
+  const Current state = testing::Given<ContactAggregate>({&created, &archived});
   EXPECT_EQ(state->version, 2);
   EXPECT_EQ(state->state.version(), 2);
   EXPECT_TRUE(state->state.archived());
@@ -148,8 +131,8 @@ TEST(UpdateContactTest, ReplacesOnlyMaskedFieldsAndRecordsWhatChanged) {
   patch.add_emails("ADA@work.example");
   google::protobuf::FieldMask mask;
   for (const char* path : {"owner_id", "region", "emails"}) mask.add_paths(path);
-  const ContactUpdated updated =
-      Only<ContactUpdated>(DecideUpdate(Given({&created}), patch, mask, kLimits));
+  const ContactUpdated updated = Only<ContactUpdated>(
+      DecideUpdate(testing::Given<ContactAggregate>({&created}), patch, mask, kLimits));
   EXPECT_THAT(updated.changed_fields(), ElementsAre("owner_id", "emails"));
   EXPECT_EQ(updated.contact().owner_id(), "rep-2");
   EXPECT_EQ(updated.contact().given_name(), "Ada");
@@ -161,29 +144,33 @@ TEST(UpdateContactTest, ClearingAFieldIsAChangeAndNoChangeIsNoEvent) {
   const ContactCreated created = Created();
   google::protobuf::FieldMask mask;
   mask.add_paths("owner_id");
-  const ContactUpdated cleared =
-      Only<ContactUpdated>(DecideUpdate(Given({&created}), Contact(), mask, kLimits));
+  const ContactUpdated cleared = Only<ContactUpdated>(
+      DecideUpdate(testing::Given<ContactAggregate>({&created}), Contact(), mask, kLimits));
   EXPECT_EQ(cleared.contact().owner_id(), "");
 
   Contact same;
   same.set_owner_id("rep-1");
-  auto nothing = DecideUpdate(Given({&created}), same, mask, kLimits);
+  auto nothing = DecideUpdate(testing::Given<ContactAggregate>({&created}), same, mask, kLimits);
   ASSERT_THAT(nothing, IsOk());
   EXPECT_THAT(*nothing, IsEmpty());
 }
 
 TEST(UpdateContactTest, RefusesBadMasksAndNamelessResults) {
   const ContactCreated created = Created();
-  EXPECT_THAT(Fields(DecideUpdate(Given({&created}), Contact(), {}, kLimits).status()),
-              ElementsAre("update_mask"));
+  EXPECT_THAT(
+      Fields(DecideUpdate(testing::Given<ContactAggregate>({&created}), Contact(), {}, kLimits)
+                 .status()),
+      ElementsAre("update_mask"));
   google::protobuf::FieldMask mask;
   mask.add_paths("version");
-  EXPECT_THAT(Fields(DecideUpdate(Given({&created}), Contact(), mask, kLimits).status()),
-              ElementsAre("contact.version"));
+  EXPECT_THAT(
+      Fields(DecideUpdate(testing::Given<ContactAggregate>({&created}), Contact(), mask, kLimits)
+                 .status()),
+      ElementsAre("contact.version"));
   google::protobuf::FieldMask names;
   names.add_paths("given_name");
   names.add_paths("family_name");
-  EXPECT_THAT(DecideUpdate(Given({&created}), Contact(), names, kLimits),
+  EXPECT_THAT(DecideUpdate(testing::Given<ContactAggregate>({&created}), Contact(), names, kLimits),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(DecideUpdate(std::nullopt, Contact(), names, kLimits),
               StatusIs(absl::StatusCode::kNotFound));
@@ -191,24 +178,27 @@ TEST(UpdateContactTest, RefusesBadMasksAndNamelessResults) {
 
 TEST(ArchiveRestoreTest, OnlyLegalTransitions) {
   const ContactCreated created = Created();
-  const ContactArchived archived = Only<ContactArchived>(DecideArchive(Given({&created})));
+  const ContactArchived archived =
+      Only<ContactArchived>(DecideArchive(testing::Given<ContactAggregate>({&created})));
   EXPECT_EQ(archived.contact_id(), "c-1");
-  EXPECT_THAT(DecideArchive(Given({&created, &archived})),
+  EXPECT_THAT(DecideArchive(testing::Given<ContactAggregate>({&created, &archived})),
               StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT(DecideRestore(Given({&created})), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(DecideRestore(testing::Given<ContactAggregate>({&created})),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   const ContactRestored restored =
-      Only<ContactRestored>(DecideRestore(Given({&created, &archived})));
-  EXPECT_FALSE(Given({&created, &archived, &restored})->state.archived());
+      Only<ContactRestored>(DecideRestore(testing::Given<ContactAggregate>({&created, &archived})));
+  EXPECT_FALSE(
+      testing::Given<ContactAggregate>({&created, &archived, &restored})->state.archived());
   EXPECT_THAT(DecideArchive(std::nullopt), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST(MergeTest, TheLoserIsMarkedAndCannotChangeAnyMore) {
   const ContactCreated created = Created();
   const ContactMergedInto merged =
-      Only<ContactMergedInto>(DecideMergeInto(Given({&created}), "c-2"));
+      Only<ContactMergedInto>(DecideMergeInto(testing::Given<ContactAggregate>({&created}), "c-2"));
   EXPECT_EQ(merged.winner_contact_id(), "c-2");
   EXPECT_EQ(merged.source_channel(), "web_form") << "duplicate_rate counts by creation channel";
-  const Current after = Given({&created, &merged});
+  const Current after = testing::Given<ContactAggregate>({&created, &merged});
   EXPECT_EQ(after->state.merged_into_contact_id(), "c-2");
   google::protobuf::FieldMask mask;
   mask.add_paths("owner_id");
@@ -216,7 +206,7 @@ TEST(MergeTest, TheLoserIsMarkedAndCannotChangeAnyMore) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(DecideArchive(after), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(DecideMergeInto(after, "c-3"), StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT(Fields(DecideMergeInto(Given({&created}), "c-1").status()),
+  EXPECT_THAT(Fields(DecideMergeInto(testing::Given<ContactAggregate>({&created}), "c-1").status()),
               ElementsAre("loser_contact_id"));
 }
 
@@ -232,8 +222,8 @@ TEST(MergeTest, TheWinnerKeepsItsValuesAndGainsWhatItLacks) {
   loser.add_emails("countess@example.org");
   loser.add_tags("vip");
   loser.add_tags("speaker");
-  const ContactAbsorbedDuplicate absorbed =
-      Only<ContactAbsorbedDuplicate>(DecideAbsorb(Given({&winner}), loser, kLimits));
+  const ContactAbsorbedDuplicate absorbed = Only<ContactAbsorbedDuplicate>(
+      DecideAbsorb(testing::Given<ContactAggregate>({&winner}), loser, kLimits));
   EXPECT_EQ(absorbed.loser_contact_id(), "c-9");
   const Contact& c = absorbed.contact();
   EXPECT_EQ(c.given_name(), "Ada") << "the winner's value stays";
@@ -244,7 +234,7 @@ TEST(MergeTest, TheWinnerKeepsItsValuesAndGainsWhatItLacks) {
 
 TEST(IndexKeysTest, ListsAndDuplicateLookupsFollowTheState) {
   const ContactCreated created = Created();
-  const Current live = Given({&created});
+  const Current live = testing::Given<ContactAggregate>({&created});
   EXPECT_THAT(
       ContactAggregate::IndexKeys("c-1", live->state),
       UnorderedElementsAre("contact/live/all/c-1", "contact/live/owner/rep-1/c-1",
@@ -252,17 +242,20 @@ TEST(IndexKeysTest, ListsAndDuplicateLookupsFollowTheState) {
                            "contact/email/ada@example.com/c-1", "contact/phone/+4402079460958/c-1",
                            "contact/name/acme/ada lovelace/c-1"));
   ContactArchived archived;
-  const Current archived_state = Given({&created, &archived});
+  const Current archived_state = testing::Given<ContactAggregate>({&created, &archived});
   EXPECT_THAT(ContactAggregate::IndexKeys("c-1", archived_state->state),
               ::testing::Contains("contact/archived/all/c-1"));
   Contact customer = Ada();
   customer.set_lifecycle_stage(LIFECYCLE_STAGE_CUSTOMER);
   const ContactCreated created_customer = Created(customer);
-  EXPECT_THAT(ContactAggregate::IndexKeys("c-1", Given({&created_customer})->state),
+  EXPECT_THAT(ContactAggregate::IndexKeys(
+                  "c-1", testing::Given<ContactAggregate>({&created_customer})->state),
               ::testing::Contains("contact/live/stage/LIFECYCLE_STAGE_CUSTOMER/c-1"));
   ContactMergedInto merged;
   merged.set_winner_contact_id("c-2");
-  EXPECT_THAT(ContactAggregate::IndexKeys("c-1", Given({&created, &merged})->state), IsEmpty());
+  EXPECT_THAT(ContactAggregate::IndexKeys(
+                  "c-1", testing::Given<ContactAggregate>({&created, &merged})->state),
+              IsEmpty());
 }
 
 }  // namespace

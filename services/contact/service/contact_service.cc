@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crm/common/field_violations.h"
+#include "crm/common/status_macros.h"
 #include "crm/common/time.h"
 #include "crm/common/uuid.h"
 #include "crm/runtime/call.h"
@@ -31,6 +32,11 @@ constexpr Method kList{"crm.contact.v1.ContactService/ListContacts", "contacts:r
 constexpr Method kDuplicates{"crm.contact.v1.ContactService/FindDuplicates", "contacts:read"};
 constexpr Method kMerge{"crm.contact.v1.ContactService/MergeContacts", "contacts:write"};
 constexpr Method kEvents{"crm.contact.v1.ContactService/ListContactEvents", "contacts:read"};
+constexpr Method kCreateAccount{"crm.contact.v1.ContactService/CreateAccount", "contacts:write"};
+constexpr Method kGetAccount{"crm.contact.v1.ContactService/GetAccount", "contacts:read"};
+constexpr Method kUpdateAccount{"crm.contact.v1.ContactService/UpdateAccount", "contacts:write"};
+constexpr Method kArchiveAccount{"crm.contact.v1.ContactService/ArchiveAccount", "contacts:write"};
+constexpr Method kListAccounts{"crm.contact.v1.ContactService/ListAccounts", "contacts:read"};
 constexpr Method kValidate{"crm.contact.v1.ContactService/ValidateReferences", "contacts:read"};
 
 constexpr size_t kMaxRequestId = 128;
@@ -98,6 +104,8 @@ absl::StatusOr<eventsourcing::CommandMeta> Meta(const Principal& principal, cons
       .channel = request.channel()};
 }
 
+std::string Trim(const std::string& text) { return std::string(absl::StripAsciiWhitespace(text)); }
+
 absl::StatusOr<int> PageSize(int32_t requested, int fallback, int max) {
   if (requested == 0) return fallback;
   if (requested < 0 || requested > max) {
@@ -121,7 +129,11 @@ absl::StatusOr<std::string> DecodeToken(const std::string& token) {
 ContactService::ContactService(eventstore::EventStore& store,
                                std::shared_ptr<const runtime::TokenVerifier> verifier,
                                ContactLimits limits, eventsourcing::BusinessTimeBounds bounds)
-    : store_(store), verifier_(std::move(verifier)), limits_(limits), contacts_(store, bounds) {}
+    : store_(store),
+      verifier_(std::move(verifier)),
+      limits_(limits),
+      contacts_(store, bounds),
+      accounts_(store, bounds) {}
 
 absl::StatusOr<Contact> ContactService::Resolve(const std::string& contact_id) const {
   std::string id = contact_id;
@@ -135,18 +147,62 @@ absl::StatusOr<Contact> ContactService::Resolve(const std::string& contact_id) c
   return absl::InternalError(absl::StrCat("merge chain of ", contact_id, " is too long"));
 }
 
-template <typename Request>
-void ContactService::Execute(const Principal& principal, const Request& request, std::string id,
-                             int64_t expected_version, ContactService::Repository::Decide decide,
-                             v1::Contact* response, Finish finish) {
+template <typename Aggregate, typename Request>
+void ContactService::Execute(eventsourcing::Repository<Aggregate>& repository,
+                             const Principal& principal, const Request& request, std::string id,
+                             int64_t expected_version,
+                             typename eventsourcing::Repository<Aggregate>::Decide decide,
+                             typename Aggregate::State* response, Finish finish) {
   auto meta = Meta(principal, request, std::move(id), expected_version);
   if (!meta.ok()) return finish(meta.status());
-  contacts_.Handle(
+  repository.Handle(
       *std::move(meta), std::move(decide),
-      [response, finish](absl::StatusOr<eventsourcing::CommandResult<Contact>> result) {
+      [response,
+       finish](absl::StatusOr<eventsourcing::CommandResult<typename Aggregate::State>> result) {
         if (result.ok()) *response = result->after.state;
         finish(result.status());
       });
+}
+
+absl::StatusOr<std::string> ContactService::ScanPage(
+    const std::vector<std::string>& prefixes, const std::string& page_token, int page_size,
+    const std::function<absl::StatusOr<bool>(const std::string& id)>& take) const {
+  CRM_ASSIGN_OR_RETURN(std::string resume, DecodeToken(page_token));
+  size_t budget = static_cast<size_t>(page_size) * 10;
+  int taken = 0;
+  std::string last_key;
+  for (const std::string& prefix : prefixes) {  // in key order
+    const bool resumes_here = resume.rfind(prefix, 0) == 0;
+    if (!resume.empty() && !resumes_here && resume > prefix) continue;  // finished earlier
+    std::string after = resumes_here ? resume : "";
+    while (taken < page_size && budget > 0) {
+      CRM_ASSIGN_OR_RETURN(auto rows, store_.Scan(eventstore::Table::kIndex,
+                                                  {.prefix = prefix, .start_after = after},
+                                                  std::min<size_t>(budget, 256)));
+      if (rows.empty()) break;
+      for (const auto& [key, value] : rows) {
+        --budget;
+        last_key = after = key;
+        CRM_ASSIGN_OR_RETURN(bool added, take(key.substr(key.rfind('/') + 1)));
+        taken += added ? 1 : 0;
+        if (taken == page_size || budget == 0) break;
+      }
+    }
+    if (taken == page_size || budget == 0) return EncodeToken(last_key);
+  }
+  return std::string();
+}
+
+absl::Status ContactService::CheckAccount(const std::string& account_id,
+                                          const std::string& field) const {
+  if (account_id.empty()) return absl::OkStatus();
+  CRM_ASSIGN_OR_RETURN(CurrentAccount account, accounts_.Load(account_id));
+  if (!account || account->state.archived()) {
+    return WithViolations(
+        absl::FailedPreconditionError(absl::StrCat(field, ": no live account ", account_id)),
+        {{field, "must name an existing, live account"}});
+  }
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* ContactService::CreateContact(grpc::CallbackServerContext* context,
@@ -163,10 +219,14 @@ grpc::ServerUnaryReactor* ContactService::CreateContact(grpc::CallbackServerCont
         if (fields.owner_id().empty() && principal.kind == crm::common::v1::ACTOR_KIND_USER) {
           fields.set_owner_id(principal.subject);
         }
+        if (absl::Status account = CheckAccount(Trim(fields.account_id()), "contact.account_id");
+            !account.ok()) {
+          return finish(account);
+        }
         // No expected version: the domain answers ALREADY_EXISTS, and a lost race between two
         // creates is decided again into that answer.
         Execute(
-            principal, *request, id, 0,
+            contacts_, principal, *request, id, 0,
             [this, id, fields](const Current& current, absl::Time occurred_at) {
               return DecideCreate(current, occurred_at, id, fields, limits_);
             },
@@ -221,8 +281,16 @@ grpc::ServerUnaryReactor* ContactService::UpdateContact(grpc::CallbackServerCont
             !valid.ok()) {
           return finish(valid);
         }
+        for (const std::string& path : request->update_mask().paths()) {
+          if (path != "account_id") continue;
+          if (absl::Status account =
+                  CheckAccount(Trim(request->contact().account_id()), "contact.account_id");
+              !account.ok()) {
+            return finish(account);
+          }
+        }
         Execute(
-            principal, *request, id, request->expected_version(),
+            contacts_, principal, *request, id, request->expected_version(),
             [this, request](const Current& current, absl::Time) {
               return DecideUpdate(current, request->contact(), request->update_mask(), limits_);
             },
@@ -241,7 +309,7 @@ grpc::ServerUnaryReactor* ContactService::ArchiveContact(grpc::CallbackServerCon
           return finish(id);
         }
         Execute(
-            principal, *request, request->contact_id(), request->expected_version(),
+            contacts_, principal, *request, request->contact_id(), request->expected_version(),
             [](const Current& current, absl::Time) { return DecideArchive(current); }, response,
             std::move(finish));
       });
@@ -258,7 +326,7 @@ grpc::ServerUnaryReactor* ContactService::RestoreContact(grpc::CallbackServerCon
           return finish(id);
         }
         Execute(
-            principal, *request, request->contact_id(), request->expected_version(),
+            contacts_, principal, *request, request->contact_id(), request->expected_version(),
             [](const Current& current, absl::Time) { return DecideRestore(current); }, response,
             std::move(finish));
       });
@@ -272,8 +340,6 @@ grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerConte
       [this, request, response](const Principal&, Finish finish) {
         absl::StatusOr<int> page_size = PageSize(request->page_size(), 50, 500);
         if (!page_size.ok()) return finish(page_size.status());
-        absl::StatusOr<std::string> resume = DecodeToken(request->page_token());
-        if (!resume.ok()) return finish(resume.status());
         if (!v1::LifecycleStage_IsValid(request->lifecycle_stage())) {
           return finish(InvalidField("lifecycle_stage", "unknown lifecycle stage"));
         }
@@ -301,34 +367,16 @@ grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerConte
                  (!request->has_updated_since() ||
                   FromProto(c.update_time()) >= FromProto(request->updated_since()));
         };
-        // Bounded work per page: a page may come back short, with a token to go on.
-        size_t budget = static_cast<size_t>(*page_size) * 10;
-        std::string last_key;
-        for (const std::string& prefix : prefixes) {
-          if (!resume->empty() && *resume >= prefix && resume->rfind(prefix, 0) != 0)
-            continue;  // done
-          std::string after = resume->rfind(prefix, 0) == 0 ? *resume : "";
-          while (response->contacts_size() < *page_size && budget > 0) {
-            auto rows =
-                store_.Scan(eventstore::Table::kIndex, {.prefix = prefix, .start_after = after},
-                            std::min<size_t>(budget, 256));
-            if (!rows.ok()) return finish(rows.status());
-            if (rows->empty()) break;
-            for (const auto& [key, value] : *rows) {
-              --budget;
-              last_key = after = key;
-              absl::StatusOr<Current> contact = contacts_.Load(key.substr(key.rfind('/') + 1));
-              if (!contact.ok()) return finish(contact.status());
-              if (*contact && matches((*contact)->state))
-                *response->add_contacts() = (*contact)->state;
-              if (response->contacts_size() == *page_size || budget == 0) break;
-            }
-          }
-          if (response->contacts_size() == *page_size || budget == 0) break;
-          last_key.clear();  // this prefix is exhausted
-          resume->clear();
-        }
-        if (!last_key.empty()) response->set_next_page_token(EncodeToken(last_key));
+        absl::StatusOr<std::string> next =
+            ScanPage(prefixes, request->page_token(), *page_size,
+                     [&](const std::string& id) -> absl::StatusOr<bool> {
+                       CRM_ASSIGN_OR_RETURN(Current contact, contacts_.Load(id));
+                       if (!contact || !matches(contact->state)) return false;
+                       *response->add_contacts() = contact->state;
+                       return true;
+                     });
+        if (!next.ok()) return finish(next.status());
+        response->set_next_page_token(*next);
         finish(absl::OkStatus());
       });
 }
@@ -488,13 +536,13 @@ grpc::ServerUnaryReactor* ContactService::ListContactEvents(
         if (!token->empty() && (!absl::SimpleAtoi(*token, &from) || from < 1)) {
           return finish(InvalidField("page_token", "not a token this service issued"));
         }
-        auto head = store_.GetStreamHead(request->contact_id());
+        const std::string stream = Repository::StreamId(request->contact_id());
+        auto head = store_.GetStreamHead(stream);
         if (!head.ok()) return finish(head.status());
         if (!*head)
           return finish(
               absl::NotFoundError(absl::StrCat("contact ", request->contact_id(), " not found")));
-        auto events =
-            store_.ReadStream(request->contact_id(), from, static_cast<size_t>(*page_size));
+        auto events = store_.ReadStream(stream, from, static_cast<size_t>(*page_size));
         if (!events.ok()) return finish(events.status());
         for (auto& event : *events) *response->add_events() = std::move(event);
         const int64_t next = from + response->events_size();
@@ -502,6 +550,119 @@ grpc::ServerUnaryReactor* ContactService::ListContactEvents(
           response->set_next_page_token(EncodeToken(absl::StrCat(next)));
         finish(absl::OkStatus());
       });
+}
+
+grpc::ServerUnaryReactor* ContactService::CreateAccount(grpc::CallbackServerContext* context,
+                                                        const v1::CreateAccountRequest* request,
+                                                        v1::Account* response) {
+  return runtime::Unary(
+      context, *verifier_, kCreateAccount, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        const std::string id = request->account_id().empty() ? DerivedId(request->request_id())
+                                                             : request->account_id();
+        Account fields = request->account();
+        if (fields.owner_id().empty() && principal.kind == crm::common::v1::ACTOR_KIND_USER) {
+          fields.set_owner_id(principal.subject);
+        }
+        Execute(
+            accounts_, principal, *request, id, 0,
+            [this, id, fields](const CurrentAccount& current, absl::Time occurred_at) {
+              return DecideCreateAccount(current, occurred_at, id, fields, limits_);
+            },
+            response, std::move(finish));
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::GetAccount(grpc::CallbackServerContext* context,
+                                                     const v1::GetAccountRequest* request,
+                                                     v1::Account* response) {
+  return runtime::Unary(
+      context, *verifier_, kGetAccount, *request,
+      [this, request, response](const Principal&, Finish finish) {
+        if (absl::Status id = ValidateContactId(request->account_id(), "account_id", limits_);
+            !id.ok()) {
+          return finish(id);
+        }
+        absl::StatusOr<CurrentAccount> found = accounts_.Load(request->account_id());
+        if (!found.ok()) return finish(found.status());
+        if (!*found)
+          return finish(
+              absl::NotFoundError(absl::StrCat("account ", request->account_id(), " not found")));
+        *response = (*found)->state;
+        finish(absl::OkStatus());
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::UpdateAccount(grpc::CallbackServerContext* context,
+                                                        const v1::UpdateAccountRequest* request,
+                                                        v1::Account* response) {
+  return runtime::Unary(
+      context, *verifier_, kUpdateAccount, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        const std::string& id = request->account().account_id();
+        if (absl::Status valid = ValidateContactId(id, "account.account_id", limits_);
+            !valid.ok()) {
+          return finish(valid);
+        }
+        Execute(
+            accounts_, principal, *request, id, request->expected_version(),
+            [this, request](const CurrentAccount& current, absl::Time) {
+              return DecideUpdateAccount(current, request->account(), request->update_mask(),
+                                         limits_);
+            },
+            response, std::move(finish));
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::ArchiveAccount(grpc::CallbackServerContext* context,
+                                                         const v1::ArchiveAccountRequest* request,
+                                                         v1::Account* response) {
+  return runtime::Unary(
+      context, *verifier_, kArchiveAccount, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        if (absl::Status id = ValidateContactId(request->account_id(), "account_id", limits_);
+            !id.ok()) {
+          return finish(id);
+        }
+        Execute(
+            accounts_, principal, *request, request->account_id(), request->expected_version(),
+            [](const CurrentAccount& current, absl::Time) { return DecideArchiveAccount(current); },
+            response, std::move(finish));
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::ListAccounts(grpc::CallbackServerContext* context,
+                                                       const v1::ListAccountsRequest* request,
+                                                       v1::ListAccountsResponse* response) {
+  return runtime::Unary(context, *verifier_, kListAccounts, *request,
+                        [this, request, response](const Principal&, Finish finish) {
+                          absl::StatusOr<int> page_size = PageSize(request->page_size(), 50, 500);
+                          if (!page_size.ok()) return finish(page_size.status());
+                          std::string dimension = "all/";
+                          if (!request->owner_id().empty()) {
+                            dimension = absl::StrCat("owner/", request->owner_id(), "/");
+                          } else if (!request->region().empty()) {
+                            dimension = absl::StrCat("region/", request->region(), "/");
+                          }
+                          std::vector<std::string> prefixes;
+                          if (request->include_archived())
+                            prefixes.push_back("account/archived/" + dimension);
+                          prefixes.push_back("account/live/" + dimension);
+                          absl::StatusOr<std::string> next = ScanPage(
+                              prefixes, request->page_token(), *page_size,
+                              [&](const std::string& id) -> absl::StatusOr<bool> {
+                                CRM_ASSIGN_OR_RETURN(CurrentAccount account, accounts_.Load(id));
+                                if (!account || (!request->region().empty() &&
+                                                 account->state.region() != request->region())) {
+                                  return false;
+                                }
+                                *response->add_accounts() = account->state;
+                                return true;
+                              });
+                          if (!next.ok()) return finish(next.status());
+                          response->set_next_page_token(*next);
+                          finish(absl::OkStatus());
+                        });
 }
 
 grpc::ServerUnaryReactor* ContactService::ValidateReferences(
@@ -515,9 +676,20 @@ grpc::ServerUnaryReactor* ContactService::ValidateReferences(
           return finish(WithViolations(absl::ResourceExhaustedError("too many ids"),
                                        {{"contact_ids", absl::StrCat("at most ", kMaxIds)}}));
         }
-        if (request->account_ids_size() > 0) {
-          return finish(
-              absl::UnimplementedError("account references: accounts are not served yet"));
+        if (request->account_ids_size() > kMaxIds) {
+          return finish(WithViolations(absl::ResourceExhaustedError("too many ids"),
+                                       {{"account_ids", absl::StrCat("at most ", kMaxIds)}}));
+        }
+        for (const std::string& id : request->account_ids()) {
+          auto* reference = response->add_accounts();
+          reference->set_account_id(id);
+          if (!ValidateContactId(id, "account_ids", limits_).ok()) continue;  // malformed
+          absl::StatusOr<CurrentAccount> account = accounts_.Load(id);
+          if (!account.ok()) return finish(account.status());
+          if (!*account) continue;
+          reference->set_exists(true);
+          reference->set_archived((*account)->state.archived());
+          reference->set_region((*account)->state.region());
         }
         for (const std::string& id : request->contact_ids()) {
           auto* reference = response->add_contacts();

@@ -279,6 +279,53 @@ TEST_F(ContactServiceTest, DuplicatesMergeAndReferencesResolveToTheWinner) {
   EXPECT_FALSE(references.contacts(1).exists());
 }
 
+TEST_F(ContactServiceTest, AccountsAndTheContactsThatReferenceThem) {
+  CreateAccountRequest create;
+  create.set_account_id("acme");
+  create.mutable_account()->set_display_name("Acme");
+  create.mutable_account()->set_region("south");
+  Account acme;
+  ASSERT_THAT(Call(&ContactService::Stub::CreateAccount, create, &acme), IsOk());
+  EXPECT_EQ(acme.name(), "accounts/acme");
+  EXPECT_EQ(acme.owner_id(), "rep-1");
+
+  CreateContactRequest contact;
+  contact.set_contact_id("c-1");
+  contact.mutable_contact()->set_given_name("Ada");
+  contact.mutable_contact()->set_account_id("nope");
+  Contact created;
+  absl::Status unknown = Call(&ContactService::Stub::CreateContact, contact, &created);
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Fields(unknown), ElementsAre("contact.account_id"));
+  contact.mutable_contact()->set_account_id("acme");
+  ASSERT_THAT(Call(&ContactService::Stub::CreateContact, contact, &created), IsOk());
+  EXPECT_EQ(created.account_id(), "acme");
+
+  ArchiveAccountRequest archive;
+  archive.set_account_id("acme");
+  ASSERT_THAT(Call(&ContactService::Stub::ArchiveAccount, archive, &acme), IsOk());
+  contact.set_contact_id("c-2");
+  EXPECT_EQ(Call(&ContactService::Stub::CreateContact, contact, &created).code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "an archived account takes no new contacts";
+
+  ListAccountsRequest list;
+  list.set_include_archived(true);
+  ListAccountsResponse accounts;
+  ASSERT_THAT(Call(&ContactService::Stub::ListAccounts, list, &accounts), IsOk());
+  ASSERT_EQ(accounts.accounts_size(), 1);
+  EXPECT_TRUE(accounts.accounts(0).archived());
+
+  ValidateReferencesRequest validate;
+  validate.add_account_ids("acme");
+  validate.add_account_ids("ghost");
+  ValidateReferencesResponse references;
+  ASSERT_THAT(Call(&ContactService::Stub::ValidateReferences, validate, &references), IsOk());
+  EXPECT_TRUE(references.accounts(0).exists());
+  EXPECT_TRUE(references.accounts(0).archived());
+  EXPECT_FALSE(references.accounts(1).exists());
+}
+
 TEST_F(ContactServiceTest, EventsReachTheTopicAndEverythingSurvivesARestart) {
   ASSERT_THAT(Create("c-1", "Ada", "rep-1"), IsOk());
   ASSERT_THAT(Create("c-2", "Bob", "rep-2"), IsOk());
@@ -299,8 +346,8 @@ TEST_F(ContactServiceTest, EventsReachTheTopicAndEverythingSurvivesARestart) {
     ASSERT_TRUE(envelope.payload().UnpackTo(&event));
     created[envelope.stream_id()] = event;
   }
-  EXPECT_EQ(created["c-2"].contact().owner_id(), "rep-2");
-  EXPECT_EQ(created["c-2"].contact().family_name(), "Tester");
+  EXPECT_EQ(created["contact/c-2"].contact().owner_id(), "rep-2");
+  EXPECT_EQ(created["contact/c-2"].contact().family_name(), "Tester");
 
   StartService();
   auto after_restart = Get("c-2");

@@ -73,6 +73,13 @@ struct CommandResult {
 // A decision: domain events to record, in order.
 using Events = std::vector<std::unique_ptr<google::protobuf::Message>>;
 
+// The common decision: exactly one event.
+inline Events Emit(std::unique_ptr<google::protobuf::Message> event) {
+  Events events;
+  events.push_back(std::move(event));
+  return events;
+}
+
 // Non-template helpers (repository.cc).
 namespace internal {
 std::string StateKey(std::string_view stream_type, std::string_view id);
@@ -94,6 +101,12 @@ class Repository {
   explicit Repository(eventstore::EventStore& store, BusinessTimeBounds bounds = {},
                       eventstore::Clock clock = absl::Now)
       : store_(store), bounds_(bounds), clock_(std::move(clock)) {}
+
+  // The store's stream of an aggregate: "<stream_type>/<id>", so aggregates of different types
+  // in one service never share a stream even when their ids are equal.
+  static std::string StreamId(const std::string& id) {
+    return absl::StrCat(Aggregate::kStreamType, "/", id);
+  }
 
   // The write model: current state and version, nullopt when the stream does not exist.
   absl::StatusOr<Current> Load(const std::string& id) const {
@@ -146,7 +159,7 @@ class Repository {
     Current current;
     for (int64_t from = 1;;) {
       CRM_ASSIGN_OR_RETURN(std::vector<eventstore::EventEnvelope> events,
-                           store_.ReadStream(id, from, 1024));
+                           store_.ReadStream(StreamId(id), from, 1024));
       for (const auto& event : events) {
         if (!take(event)) return current;
         if (!current) current.emplace();
@@ -185,7 +198,7 @@ class Repository {
     }
 
     Versioned<State> after = current->value_or(Versioned<State>{});
-    eventstore::AppendRequest append{.stream_id = meta.stream_id,
+    eventstore::AppendRequest append{.stream_id = StreamId(meta.stream_id),
                                      .stream_type = Aggregate::kStreamType,
                                      .expected_version = version,
                                      .request_id = meta.request_id,
@@ -222,7 +235,7 @@ class Repository {
     CRM_ASSIGN_OR_RETURN(std::optional<eventstore::AppendResult> recorded,
                          store_.FindRequest(meta.request_id, meta.request_fingerprint));
     if (!recorded) return std::nullopt;
-    if (recorded->stream_id != meta.stream_id) {
+    if (recorded->stream_id != StreamId(meta.stream_id)) {
       return absl::AlreadyExistsError(absl::StrCat("request_id: ", meta.request_id,
                                                    " was already used for ", recorded->stream_id));
     }
