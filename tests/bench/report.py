@@ -109,6 +109,25 @@ def main():
             lines.append(f"| append to confirmed checkpoint, idle relay, p50 / p99 | "
                          f"{latency['p50_us'] / 1000:.2f} / {latency['p99_us'] / 1000:.2f} ms |")
 
+    creates = {t: get("BM_CreateContact", "", t) for t in (1, 16, 64)}
+    gets = {t: get("BM_GetContact", "", t) for t in (1, 16, 64)}
+    if any(creates.values()):
+        lines += ["", "## contact-service over gRPC (the real binary on loopback, synced durability)", "",
+                  "Client and service share the machine's 2 cores; every call carries a bearer token.", "",
+                  "| call | callers | ops/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+        for name, rows_by_threads in (("CreateContact", creates), ("GetContact", gets)):
+            for t, b in rows_by_threads.items():
+                lines.append(f"| {name} | {t} | {rate(b)} | {ms(b, 'p50_ms')} | {ms(b, 'p99_ms')} |")
+        store64 = get("BM_AppendInFlight", "64")
+        if creates[64] and store64:
+            lines.append("")
+            lines.append(f"- CreateContact at 64 callers vs the store's synced append at 64 in flight: "
+                         f"{creates[64]['items_per_second'] / store64['items_per_second']:.0%}")
+        footprint = next((b for key, b in rows.items() if key[0] == "BM_FootprintAfterContacts"), None)
+        if footprint:
+            lines.append(f"- After {footprint['contacts']:,.0f} contacts: service resident memory "
+                         f"{footprint['rss_mib']:,.0f} MiB, RocksDB folder {footprint['disk_mib']:,.0f} MiB")
+
     lines += ["", "Reproduce: `make bench` (set `BENCH_TMPDIR` to put the stores on another disk).", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))

@@ -11,6 +11,7 @@
 #include "crm/contact/v1/events.pb.h"
 #include "google/protobuf/util/field_mask_util.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "phonenumbers/phonenumberutil.h"
 
 namespace crm::contact {
 namespace {
@@ -39,8 +40,30 @@ bool LooksLikeEmail(const std::string& email) {
                       [](unsigned char c) { return c <= ' ' || c == 0x7f; });
 }
 
+std::optional<std::string> DigitsOnly(const std::string& raw);
+
+// E.164 through libphonenumber: with the default region for national numbers, or for any
+// number that starts with '+'. Otherwise a leading '+' and the digits are kept.
+std::optional<std::string> NormalizePhone(const std::string& raw, const std::string& region) {
+  using i18n::phonenumbers::PhoneNumberUtil;
+  const std::string trimmed = Trim(raw);
+  if (!region.empty() || absl::StartsWith(trimmed, "+")) {
+    const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
+    i18n::phonenumbers::PhoneNumber number;
+    if (util->Parse(trimmed, region.empty() ? "ZZ" : region, &number) !=
+            PhoneNumberUtil::NO_PARSING_ERROR ||
+        !util->IsValidNumber(number)) {
+      return std::nullopt;
+    }
+    std::string e164;
+    util->Format(number, PhoneNumberUtil::E164, &e164);
+    return e164;
+  }
+  return DigitsOnly(raw);
+}
+
 // Keeps a leading '+' and the digits; separators people type ("(0) 12-34 56") go.
-std::optional<std::string> NormalizePhone(const std::string& raw) {
+std::optional<std::string> DigitsOnly(const std::string& raw) {
   std::string phone;
   for (size_t i = 0; i < raw.size(); ++i) {
     const char c = raw[i];
@@ -119,10 +142,15 @@ void NormalizeField(const std::string& path, const Contact& in, Contact& out, Ch
     out.clear_phones();
     std::set<std::string> seen;
     for (int i = 0; i < in.phones_size(); ++i) {
-      const std::optional<std::string> phone = NormalizePhone(in.phones(i));
+      const std::optional<std::string> phone =
+          NormalizePhone(in.phones(i), limits.default_phone_region);
       if (!phone) {
-        check.Invalid(absl::StrCat("phones[", i, "]"),
-                      "must be a phone number: 6 to 15 digits, an optional leading +");
+        check.Invalid(
+            absl::StrCat("phones[", i, "]"),
+            limits.default_phone_region.empty() && !absl::StartsWith(Trim(in.phones(i)), "+")
+                ? "must be a phone number: 6 to 15 digits, an optional leading +"
+                : "must be a valid phone number (international with +, or national in " +
+                      limits.default_phone_region + ")");
       } else if (seen.insert(*phone).second) {
         out.add_phones(*phone);
       }
@@ -191,6 +219,12 @@ absl::Status LiveContact(const Current& current, const char* doing) {
 }
 
 }  // namespace
+
+bool IsSupportedPhoneRegion(const std::string& region) {
+  std::set<std::string> regions;
+  i18n::phonenumbers::PhoneNumberUtil::GetInstance()->GetSupportedRegions(&regions);
+  return regions.contains(region);
+}
 
 const std::vector<std::string>& SettableContactFields() {
   static const auto* fields = new std::vector<std::string>{

@@ -30,7 +30,13 @@ struct ContactLimits {
   size_t max_attributes = 50;
   size_t max_attribute_key = 64;
   size_t max_attribute_value = 1024;
+  // ISO 3166 region ("GB") for numbers given without a country code; with one, phones are
+  // validated and stored in E.164. Numbers starting with '+' are always checked that way.
+  std::string default_phone_region;
 };
+
+// True when libphonenumber knows the region (for validating the setting at start).
+bool IsSupportedPhoneRegion(const std::string& region);
 
 // The fields a client may set (paths of UpdateContact's update_mask).
 const std::vector<std::string>& SettableContactFields();

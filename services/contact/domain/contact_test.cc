@@ -66,9 +66,31 @@ TEST(CreateContactTest, NormalisesAndRecordsTheWholeContact) {
   EXPECT_EQ(c.contact_id(), "c-1");
   EXPECT_EQ(c.given_name(), "Ada");
   EXPECT_THAT(c.emails(), ElementsAre("ada@example.com")) << "lower case, duplicates removed";
-  EXPECT_THAT(c.phones(), ElementsAre("+4402079460958"));
+  EXPECT_THAT(c.phones(), ElementsAre("+442079460958"));
   EXPECT_EQ(c.source_channel(), "web_form");
   EXPECT_EQ(FromProto(c.create_time()), kMonday);
+}
+
+TEST(CreateContactTest, PhonesBecomeE164WithADefaultRegion) {
+  ContactLimits in_britain;
+  in_britain.default_phone_region = "GB";
+  Contact fields = Ada();
+  fields.clear_phones();
+  fields.add_phones("020 7946 0958");      // national, in the default region
+  fields.add_phones("+1 (650) 253-0000");  // international
+  auto created = DecideCreate(std::nullopt, kMonday, "c-1", fields, in_britain);
+  ASSERT_THAT(created, IsOk());
+  const auto& contact = dynamic_cast<const ContactCreated&>(*created->front()).contact();
+  EXPECT_THAT(contact.phones(), ElementsAre("+442079460958", "+16502530000"));
+
+  fields.add_phones("12345");
+  EXPECT_THAT(Fields(DecideCreate(std::nullopt, kMonday, "c-1", fields, in_britain).status()),
+              ElementsAre("contact.phones[2]"));
+  fields.set_phones(2, "+999 123");  // no such country code
+  EXPECT_THAT(Fields(DecideCreate(std::nullopt, kMonday, "c-1", fields, kLimits).status()),
+              ElementsAre("contact.phones[2]"));
+  EXPECT_TRUE(IsSupportedPhoneRegion("GB"));
+  EXPECT_FALSE(IsSupportedPhoneRegion("XX"));
 }
 
 TEST(CreateContactTest, NamesEveryOffendingField) {
@@ -137,7 +159,7 @@ TEST(UpdateContactTest, ReplacesOnlyMaskedFieldsAndRecordsWhatChanged) {
   EXPECT_EQ(updated.contact().owner_id(), "rep-2");
   EXPECT_EQ(updated.contact().given_name(), "Ada");
   EXPECT_THAT(updated.contact().emails(), ElementsAre("ada@work.example")) << "lists are replaced";
-  EXPECT_THAT(updated.contact().phones(), ElementsAre("+4402079460958"));
+  EXPECT_THAT(updated.contact().phones(), ElementsAre("+442079460958"));
 }
 
 TEST(UpdateContactTest, ClearingAFieldIsAChangeAndNoChangeIsNoEvent) {
@@ -239,7 +261,7 @@ TEST(IndexKeysTest, ListsAndDuplicateLookupsFollowTheState) {
       ContactAggregate::IndexKeys("c-1", live->state),
       UnorderedElementsAre("contact/live/all/c-1", "contact/live/owner/rep-1/c-1",
                            "contact/live/account/acme/c-1", "contact/live/region/south/c-1",
-                           "contact/email/ada@example.com/c-1", "contact/phone/+4402079460958/c-1",
+                           "contact/email/ada@example.com/c-1", "contact/phone/+442079460958/c-1",
                            "contact/name/acme/ada lovelace/c-1"));
   ContactArchived archived;
   const Current archived_state = testing::Given<ContactAggregate>({&created, &archived});

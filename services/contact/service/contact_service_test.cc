@@ -194,6 +194,42 @@ TEST_F(ContactServiceTest, UpdateWithMaskAndVersionThenReadTheOldVersion) {
   EXPECT_EQ(then->owner_id(), "rep-1") << "the contact as it was at version 1";
 }
 
+TEST_F(ContactServiceTest, TheContactAsItWasAtABusinessTime) {
+  const absl::Time last_week = absl::Now() - absl::Hours(24 * 7);
+  CreateContactRequest create;
+  create.set_contact_id("c-1");
+  create.mutable_contact()->set_given_name("Ada");
+  create.mutable_contact()->set_region("south");
+  *create.mutable_occurred_at() = ToProto(last_week);  // a late-delivered field-sales record
+  Contact contact;
+  ASSERT_THAT(Call(&ContactService::Stub::CreateContact, create, &contact), IsOk());
+  UpdateContactRequest move;
+  move.mutable_contact()->set_contact_id("c-1");
+  move.mutable_contact()->set_region("north");
+  move.mutable_update_mask()->add_paths("region");
+  ASSERT_THAT(Call(&ContactService::Stub::UpdateContact, move, &contact), IsOk());
+
+  GetContactRequest get;
+  get.set_contact_id("c-1");
+  *get.mutable_as_of_time() = ToProto(last_week + absl::Hours(1));
+  Contact then;
+  ASSERT_THAT(Call(&ContactService::Stub::GetContact, get, &then), IsOk());
+  EXPECT_EQ(then.region(), "south");
+  *get.mutable_as_of_time() = ToProto(last_week - absl::Hours(1));
+  EXPECT_EQ(Call(&ContactService::Stub::GetContact, get, &then).code(), absl::StatusCode::kNotFound)
+      << "it did not exist yet";
+  get.clear_as_of_time();
+  ASSERT_THAT(Call(&ContactService::Stub::GetContact, get, &then), IsOk());
+  EXPECT_EQ(then.region(), "north");
+
+  UpdateContactRequest backdated = move;
+  backdated.mutable_contact()->set_region("west");
+  *backdated.mutable_occurred_at() = ToProto(last_week - absl::Hours(2));
+  EXPECT_EQ(Call(&ContactService::Stub::UpdateContact, backdated, &contact).code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "business time never goes backwards within a contact";
+}
+
 TEST_F(ContactServiceTest, ListsPageThroughAFilterInStableOrder) {
   for (int i = 0; i < 7; ++i) ASSERT_THAT(Create(absl::StrCat("a-", i), "A", "rep-1"), IsOk());
   for (int i = 0; i < 3; ++i) ASSERT_THAT(Create(absl::StrCat("b-", i), "B", "rep-2"), IsOk());
@@ -324,6 +360,14 @@ TEST_F(ContactServiceTest, AccountsAndTheContactsThatReferenceThem) {
   EXPECT_TRUE(references.accounts(0).exists());
   EXPECT_TRUE(references.accounts(0).archived());
   EXPECT_FALSE(references.accounts(1).exists());
+}
+
+TEST(ContactServiceSettingsTest, AnUnknownPhoneRegionStopsTheServiceWithOneLine) {
+  crm::testing::Subprocess service({CRM_CONTACT_SERVICE, "--plaintext", "--jwt-hs256-secret",
+                                    kSecret, "--kafka-bootstrap", "127.0.0.1:1",
+                                    "--default-phone-region", "XX"});
+  EXPECT_EQ(service.WaitForExitCode(), 2);
+  EXPECT_THAT(service.DrainStderr(), HasSubstr("--default-phone-region"));
 }
 
 TEST_F(ContactServiceTest, EventsReachTheTopicAndEverythingSurvivesARestart) {
