@@ -114,14 +114,15 @@ void Summarize(benchmark::State& state) {
   state.counters["p99_ms"] = NearestRank(all, 0.99);
 }
 
-void BM_CreateContact(benchmark::State& state) {
-  System& system = TheSystem();
+// Runs `call` once per iteration, recording each call's latency for Summarize.
+template <typename Call>
+void Measure(benchmark::State& state, Call call) {
   if (state.thread_index() == 0) g_latency_ms.assign(state.threads(), {});
   std::vector<double>* latencies = nullptr;
   for (auto _ : state) {
     if (latencies == nullptr) latencies = &g_latency_ms[state.thread_index()];
     const auto start = std::chrono::steady_clock::now();
-    grpc::Status status = Create(system, state.thread_index(), system.created.fetch_add(1));
+    grpc::Status status = call();
     latencies->push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
             .count());
@@ -133,34 +134,25 @@ void BM_CreateContact(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   Summarize(state);
 }
+
+void BM_CreateContact(benchmark::State& state) {
+  System& system = TheSystem();
+  Measure(state, [&] { return Create(system, state.thread_index(), system.created.fetch_add(1)); });
+}
 BENCHMARK(BM_CreateContact)->Threads(1)->Threads(16)->Threads(64)->UseRealTime()->MinTime(3.0);
 
 void BM_GetContact(benchmark::State& state) {
   System& system = TheSystem();
-  if (state.thread_index() == 0) g_latency_ms.assign(state.threads(), {});
-  std::vector<double>* latencies = nullptr;
   uint64_t n = static_cast<uint64_t>(state.thread_index()) * 7919;
-  for (auto _ : state) {
-    if (latencies == nullptr) latencies = &g_latency_ms[state.thread_index()];
+  Measure(state, [&] {
     grpc::ClientContext context;
     context.AddMetadata("authorization", system.token);
     crm::contact::v1::GetContactRequest request;
     request.set_contact_id(
         absl::StrCat("b", (n += 104729) % std::max<int64_t>(1, system.created.load())));
     crm::contact::v1::Contact response;
-    const auto start = std::chrono::steady_clock::now();
-    grpc::Status status =
-        system.Stub(state.thread_index()).GetContact(&context, request, &response);
-    latencies->push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-            .count());
-    if (!status.ok()) {
-      state.SkipWithError(status.error_message().c_str());
-      break;
-    }
-  }
-  state.SetItemsProcessed(state.iterations());
-  Summarize(state);
+    return system.Stub(state.thread_index()).GetContact(&context, request, &response);
+  });
 }
 BENCHMARK(BM_GetContact)->Threads(1)->Threads(16)->Threads(64)->UseRealTime()->MinTime(3.0);
 
