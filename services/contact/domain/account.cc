@@ -141,4 +141,12 @@ absl::StatusOr<eventsourcing::Events> DecideArchiveAccount(const CurrentAccount&
   return eventsourcing::Emit(std::move(archived));
 }
 
+absl::StatusOr<eventsourcing::Events> DecideRestoreAccount(const CurrentAccount& current) {
+  if (!current) return absl::NotFoundError("account not found");
+  if (!current->state.archived()) return absl::FailedPreconditionError("account is not archived");
+  auto restored = std::make_unique<v1::AccountRestored>();
+  restored->set_account_id(current->state.account_id());
+  return eventsourcing::Emit(std::move(restored));
+}
+
 }  // namespace crm::contact

@@ -35,5 +35,6 @@ absl::StatusOr<eventsourcing::Events> DecideUpdateAccount(const CurrentAccount& 
                                                           const google::protobuf::FieldMask& mask,
                                                           const ContactLimits& limits);
 absl::StatusOr<eventsourcing::Events> DecideArchiveAccount(const CurrentAccount& current);
+absl::StatusOr<eventsourcing::Events> DecideRestoreAccount(const CurrentAccount& current);
 
 }  // namespace crm::contact

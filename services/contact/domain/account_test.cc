@@ -83,6 +83,12 @@ TEST(AccountTest, UpdateArchiveAndIndexes) {
   EXPECT_TRUE(gone->state.archived());
   EXPECT_THAT(DecideArchiveAccount(gone), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(AccountAggregate::IndexKeys("acme", gone->state).front(), "account/archived/all/acme");
+  EXPECT_THAT(DecideRestoreAccount(testing::Given<AccountAggregate>({&created})),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  auto restored = DecideRestoreAccount(gone);
+  ASSERT_THAT(restored, IsOk());
+  const auto& restored_event = dynamic_cast<const AccountRestored&>(*restored->front());
+  EXPECT_FALSE(testing::Given<AccountAggregate>({&created, &archived, &restored_event})->state.archived());
 }
 
 }  // namespace

@@ -36,6 +36,7 @@ constexpr Method kCreateAccount{"crm.contact.v1.ContactService/CreateAccount", "
 constexpr Method kGetAccount{"crm.contact.v1.ContactService/GetAccount", "contacts:read"};
 constexpr Method kUpdateAccount{"crm.contact.v1.ContactService/UpdateAccount", "contacts:write"};
 constexpr Method kArchiveAccount{"crm.contact.v1.ContactService/ArchiveAccount", "contacts:write"};
+constexpr Method kRestoreAccount{"crm.contact.v1.ContactService/RestoreAccount", "contacts:write"};
 constexpr Method kListAccounts{"crm.contact.v1.ContactService/ListAccounts", "contacts:read"};
 constexpr Method kValidate{"crm.contact.v1.ContactService/ValidateReferences", "contacts:read"};
 
@@ -627,6 +628,23 @@ grpc::ServerUnaryReactor* ContactService::ArchiveAccount(grpc::CallbackServerCon
         Execute(
             accounts_, principal, *request, request->account_id(), request->expected_version(),
             [](const CurrentAccount& current, absl::Time) { return DecideArchiveAccount(current); },
+            response, std::move(finish));
+      });
+}
+
+grpc::ServerUnaryReactor* ContactService::RestoreAccount(grpc::CallbackServerContext* context,
+                                                         const v1::RestoreAccountRequest* request,
+                                                         v1::Account* response) {
+  return runtime::Unary(
+      context, *verifier_, kRestoreAccount, *request,
+      [this, request, response](const Principal& principal, Finish finish) {
+        if (absl::Status id = ValidateContactId(request->account_id(), "account_id", limits_);
+            !id.ok()) {
+          return finish(id);
+        }
+        Execute(
+            accounts_, principal, *request, request->account_id(), request->expected_version(),
+            [](const CurrentAccount& current, absl::Time) { return DecideRestoreAccount(current); },
             response, std::move(finish));
       });
 }

@@ -57,6 +57,9 @@ class ContactService final : public crm::contact::v1::ContactService::CallbackSe
   grpc::ServerUnaryReactor* ArchiveAccount(grpc::CallbackServerContext* context,
                                            const v1::ArchiveAccountRequest* request,
                                            v1::Account* response) override;
+  grpc::ServerUnaryReactor* RestoreAccount(grpc::CallbackServerContext* context,
+                                           const v1::RestoreAccountRequest* request,
+                                           v1::Account* response) override;
   grpc::ServerUnaryReactor* ListAccounts(grpc::CallbackServerContext* context,
                                          const v1::ListAccountsRequest* request,
                                          v1::ListAccountsResponse* response) override;

@@ -352,6 +352,15 @@ TEST_F(ContactServiceTest, AccountsAndTheContactsThatReferenceThem) {
   ASSERT_EQ(accounts.accounts_size(), 1);
   EXPECT_TRUE(accounts.accounts(0).archived());
 
+  RestoreAccountRequest restore;
+  restore.set_account_id("acme");
+  Account restored;
+  ASSERT_THAT(Call(&ContactService::Stub::RestoreAccount, restore, &restored), IsOk());
+  EXPECT_FALSE(restored.archived());
+  EXPECT_EQ(Call(&ContactService::Stub::RestoreAccount, restore, &restored).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_THAT(Call(&ContactService::Stub::ArchiveAccount, archive, &acme), IsOk());
+
   ValidateReferencesRequest validate;
   validate.add_account_ids("acme");
   validate.add_account_ids("ghost");
