@@ -273,6 +273,52 @@ TEST_F(ContactServiceTest, ListsPageThroughAFilterInStableOrder) {
               ElementsAre("page_size"));
 }
 
+TEST_F(ContactServiceTest, ListFiltersByAccountRegionStageAndUpdateTime) {
+  CreateAccountRequest account;
+  account.set_account_id("acme");
+  account.mutable_account()->set_display_name("Acme");
+  Account created_account;
+  ASSERT_THAT(Call(&ContactService::Stub::CreateAccount, account, &created_account), IsOk());
+  const absl::Time long_ago = absl::Now() - absl::Hours(24 * 30);
+  auto create = [&](const std::string& id, const std::string& account_id, const std::string& region,
+                    LifecycleStage stage, absl::Time when) {
+    CreateContactRequest request;
+    request.set_contact_id(id);
+    request.mutable_contact()->set_given_name(id);
+    request.mutable_contact()->set_account_id(account_id);
+    request.mutable_contact()->set_region(region);
+    request.mutable_contact()->set_lifecycle_stage(stage);
+    *request.mutable_occurred_at() = ToProto(when);
+    Contact contact;
+    return Call(&ContactService::Stub::CreateContact, request, &contact);
+  };
+  ASSERT_THAT(create("c-1", "acme", "south", LIFECYCLE_STAGE_CUSTOMER, long_ago), IsOk());
+  ASSERT_THAT(create("c-2", "", "south", LIFECYCLE_STAGE_LEAD, absl::Now()), IsOk());
+  ASSERT_THAT(create("c-3", "acme", "north", LIFECYCLE_STAGE_LEAD, absl::Now()), IsOk());
+  auto ids = [&](const ListContactsRequest& request) {
+    ListContactsResponse response;
+    EXPECT_THAT(Call(&ContactService::Stub::ListContacts, request, &response), IsOk());
+    std::vector<std::string> found;
+    for (const auto& c : response.contacts()) found.push_back(c.contact_id());
+    return found;
+  };
+  ListContactsRequest by_account;
+  by_account.set_account_id("acme");
+  EXPECT_THAT(ids(by_account), ElementsAre("c-1", "c-3"));
+  ListContactsRequest by_region_and_stage;
+  by_region_and_stage.set_region("south");
+  by_region_and_stage.set_lifecycle_stage(LIFECYCLE_STAGE_LEAD);
+  EXPECT_THAT(ids(by_region_and_stage), ElementsAre("c-2"));
+  ListContactsRequest recent;
+  *recent.mutable_updated_since() = ToProto(absl::Now() - absl::Hours(24));
+  EXPECT_THAT(ids(recent), ElementsAre("c-2", "c-3"));
+  ListContactsRequest bad_stage;
+  bad_stage.set_lifecycle_stage(static_cast<LifecycleStage>(42));
+  ListContactsResponse response;
+  EXPECT_THAT(Fields(Call(&ContactService::Stub::ListContacts, bad_stage, &response)),
+              ElementsAre("lifecycle_stage"));
+}
+
 TEST_F(ContactServiceTest, DuplicatesMergeAndReferencesResolveToTheWinner) {
   ASSERT_THAT(Create("c-1", "Ada", "rep-1", "ada@example.com"), IsOk());
   ASSERT_THAT(Create("c-2", "Augusta", "", "ADA@example.com"), IsOk());
