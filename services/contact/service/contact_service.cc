@@ -165,6 +165,27 @@ void ContactService::Execute(eventsourcing::Repository<Aggregate>& repository,
       });
 }
 
+template <typename Aggregate, typename Request>
+grpc::ServerUnaryReactor* ContactService::Transition(
+    grpc::CallbackServerContext* context, const Method& method, const Request* request,
+    const std::string& id, const char* id_field, eventsourcing::Repository<Aggregate>& repository,
+    absl::StatusOr<eventsourcing::Events> (*decide)(
+        const std::optional<eventsourcing::Versioned<typename Aggregate::State>>&),
+    typename Aggregate::State* response) {
+  return runtime::Unary(context, *verifier_, method, *request,
+                        [this, request, id, id_field, &repository, decide, response](
+                            const Principal& principal, Finish finish) {
+                          if (absl::Status valid = ValidateContactId(id, id_field, limits_);
+                              !valid.ok()) {
+                            return finish(valid);
+                          }
+                          Execute(
+                              repository, principal, *request, id, request->expected_version(),
+                              [decide](const auto& current, absl::Time) { return decide(current); },
+                              response, std::move(finish));
+                        });
+}
+
 absl::StatusOr<std::string> ContactService::ScanPage(
     const std::vector<std::string>& prefixes, const std::string& page_token, int page_size,
     const std::function<absl::StatusOr<bool>(const std::string& id)>& take) const {
@@ -302,35 +323,15 @@ grpc::ServerUnaryReactor* ContactService::UpdateContact(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ContactService::ArchiveContact(grpc::CallbackServerContext* context,
                                                          const v1::ArchiveContactRequest* request,
                                                          v1::Contact* response) {
-  return runtime::Unary(
-      context, *verifier_, kArchive, *request,
-      [this, request, response](const Principal& principal, Finish finish) {
-        if (absl::Status id = ValidateContactId(request->contact_id(), "contact_id", limits_);
-            !id.ok()) {
-          return finish(id);
-        }
-        Execute(
-            contacts_, principal, *request, request->contact_id(), request->expected_version(),
-            [](const Current& current, absl::Time) { return DecideArchive(current); }, response,
-            std::move(finish));
-      });
+  return Transition(context, kArchive, request, request->contact_id(), "contact_id", contacts_,
+                    &DecideArchive, response);
 }
 
 grpc::ServerUnaryReactor* ContactService::RestoreContact(grpc::CallbackServerContext* context,
                                                          const v1::RestoreContactRequest* request,
                                                          v1::Contact* response) {
-  return runtime::Unary(
-      context, *verifier_, kRestore, *request,
-      [this, request, response](const Principal& principal, Finish finish) {
-        if (absl::Status id = ValidateContactId(request->contact_id(), "contact_id", limits_);
-            !id.ok()) {
-          return finish(id);
-        }
-        Execute(
-            contacts_, principal, *request, request->contact_id(), request->expected_version(),
-            [](const Current& current, absl::Time) { return DecideRestore(current); }, response,
-            std::move(finish));
-      });
+  return Transition(context, kRestore, request, request->contact_id(), "contact_id", contacts_,
+                    &DecideRestore, response);
 }
 
 grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerContext* context,
@@ -618,35 +619,15 @@ grpc::ServerUnaryReactor* ContactService::UpdateAccount(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ContactService::ArchiveAccount(grpc::CallbackServerContext* context,
                                                          const v1::ArchiveAccountRequest* request,
                                                          v1::Account* response) {
-  return runtime::Unary(
-      context, *verifier_, kArchiveAccount, *request,
-      [this, request, response](const Principal& principal, Finish finish) {
-        if (absl::Status id = ValidateContactId(request->account_id(), "account_id", limits_);
-            !id.ok()) {
-          return finish(id);
-        }
-        Execute(
-            accounts_, principal, *request, request->account_id(), request->expected_version(),
-            [](const CurrentAccount& current, absl::Time) { return DecideArchiveAccount(current); },
-            response, std::move(finish));
-      });
+  return Transition(context, kArchiveAccount, request, request->account_id(), "account_id",
+                    accounts_, &DecideArchiveAccount, response);
 }
 
 grpc::ServerUnaryReactor* ContactService::RestoreAccount(grpc::CallbackServerContext* context,
                                                          const v1::RestoreAccountRequest* request,
                                                          v1::Account* response) {
-  return runtime::Unary(
-      context, *verifier_, kRestoreAccount, *request,
-      [this, request, response](const Principal& principal, Finish finish) {
-        if (absl::Status id = ValidateContactId(request->account_id(), "account_id", limits_);
-            !id.ok()) {
-          return finish(id);
-        }
-        Execute(
-            accounts_, principal, *request, request->account_id(), request->expected_version(),
-            [](const CurrentAccount& current, absl::Time) { return DecideRestoreAccount(current); },
-            response, std::move(finish));
-      });
+  return Transition(context, kRestoreAccount, request, request->account_id(), "account_id",
+                    accounts_, &DecideRestoreAccount, response);
 }
 
 grpc::ServerUnaryReactor* ContactService::ListAccounts(grpc::CallbackServerContext* context,

@@ -80,6 +80,16 @@ class ContactService final : public crm::contact::v1::ContactService::CallbackSe
                typename eventsourcing::Repository<Aggregate>::Decide decide,
                typename Aggregate::State* response, runtime::Finish finish);
 
+  // Archive/restore-style commands: the request names one aggregate, and the decision needs
+  // nothing but its state.
+  template <typename Aggregate, typename Request>
+  grpc::ServerUnaryReactor* Transition(
+      grpc::CallbackServerContext* context, const runtime::Method& method, const Request* request,
+      const std::string& id, const char* id_field, eventsourcing::Repository<Aggregate>& repository,
+      absl::StatusOr<eventsourcing::Events> (*decide)(
+          const std::optional<eventsourcing::Versioned<typename Aggregate::State>>&),
+      typename Aggregate::State* response);
+
   // One page of a list: scans the index `prefixes` in order from the resume key, offering each
   // id to `take` (which loads, filters and adds it); at most 10 x page_size keys per page.
   // Returns the next page token ("" when done).
