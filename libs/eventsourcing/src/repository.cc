@@ -48,7 +48,6 @@ eventstore::EventEnvelope Envelope(const CommandMeta& meta, absl::Time occurred_
                                    const google::protobuf::Message& event, int64_t version) {
   eventstore::EventEnvelope envelope;
   envelope.set_event_id(NewUuid());
-  envelope.set_stream_id(meta.stream_id);
   envelope.set_stream_version(version);
   *envelope.mutable_occurred_at() = ToProto(occurred_at);
   envelope.set_actor_id(meta.actor_id);

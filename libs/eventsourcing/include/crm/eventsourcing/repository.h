@@ -14,7 +14,7 @@
 //     static std::vector<std::string> IndexKeys(const std::string& id, const State& state);
 //   };
 // Evolve may read the envelope's payload, occurred_at, actor and stream_version, never its
-// position or recorded_at (assigned by the store when the group commits).
+// stream_id, position or recorded_at (assigned by the store when the group commits).
 
 #include <functional>
 #include <memory>
