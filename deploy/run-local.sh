@@ -4,7 +4,8 @@
 #   CRM_DATA_DIR          data folder (default ./data)
 #   CRM_BROKERS           mock Kafka brokers (default 1)
 #   CRM_JWT_HS256_SECRET  token secret (default: generated once into $CRM_DATA_DIR/jwt.secret)
-#   CRM_CONTACT_PORT / CRM_CONTACT_METRICS_PORT   (default 7001 / 9101)
+#   CRM_CONTACT_PORT / CRM_CONTACT_METRICS_PORT     (default 7001 / 9101)
+#   CRM_PIPELINE_PORT / CRM_PIPELINE_METRICS_PORT   (default 7003 / 9103)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -38,14 +39,25 @@ for _ in $(seq 100); do [ -s "$DATA_DIR/broker.addr" ] && break; sleep 0.1; done
 [ -s "$DATA_DIR/broker.addr" ] || { echo "dev broker did not start" >&2; stop; exit 1; }
 BROKER=$(cat "$DATA_DIR/broker.addr")
 
+# start_service <name> <grpc port> <metrics port> [flags...]: starts it, waits for its health.
+start_service() {
+  local name=$1 address="127.0.0.1:$2" metrics=$3
+  shift 3
+  "$BUILD_DIR/services/$name/$name-service" --plaintext --kafka-bootstrap "$BROKER" \
+    --grpc-listen "$address" --metrics-listen "127.0.0.1:$metrics" \
+    --data-dir "$DATA_DIR/$name" "$@" 2>> "$DATA_DIR/$name.log" &
+  pids+=($!)
+  for _ in $(seq 100); do "$CRMCTL" health "$address" --plaintext --timeout 1s >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "$name-service did not start; see $DATA_DIR/$name.log" >&2
+  stop
+  exit 1
+}
+
 CONTACT="127.0.0.1:${CRM_CONTACT_PORT:-7001}"
-"$BUILD_DIR/services/contact/contact-service" --plaintext --kafka-bootstrap "$BROKER" \
-  --grpc-listen "$CONTACT" --metrics-listen "127.0.0.1:${CRM_CONTACT_METRICS_PORT:-9101}" \
-  --data-dir "$DATA_DIR/contact" 2>> "$DATA_DIR/contact.log" &
-pids+=($!)
-for _ in $(seq 100); do "$CRMCTL" health "$CONTACT" --plaintext --timeout 1s >/dev/null 2>&1 && break; sleep 0.1; done
-"$CRMCTL" health "$CONTACT" --plaintext --timeout 1s >/dev/null || {
-  echo "contact-service did not start; see $DATA_DIR/contact.log" >&2; stop; exit 1; }
+PIPELINE="127.0.0.1:${CRM_PIPELINE_PORT:-7003}"
+start_service contact "${CRM_CONTACT_PORT:-7001}" "${CRM_CONTACT_METRICS_PORT:-9101}"
+start_service pipeline "${CRM_PIPELINE_PORT:-7003}" "${CRM_PIPELINE_METRICS_PORT:-9103}" \
+  --contact-service "$CONTACT" --contact-service-plaintext
 
 TOKEN=$("$CRMCTL" token --sub admin --scopes admin)
 cat <<MSG
@@ -53,11 +65,14 @@ cat <<MSG
 CRM local system is up.
   Kafka (dev broker):  $BROKER   (address in $DATA_DIR/broker.addr, control port $(cat "$DATA_DIR/broker.control"))
   contact-service:     $CONTACT   metrics http://127.0.0.1:${CRM_CONTACT_METRICS_PORT:-9101}/metrics   log $DATA_DIR/contact.log
+  pipeline-service:    $PIPELINE   metrics http://127.0.0.1:${CRM_PIPELINE_METRICS_PORT:-9103}/metrics   log $DATA_DIR/pipeline.log
 
 Try (an admin token for 12 h is in CRM_TOKEN below):
   export CRM_TOKEN=$TOKEN
   $CRMCTL call $CONTACT --plaintext crm.contact.v1.ContactService/CreateContact '{"contact": {"given_name": "Ada", "emails": ["ada@example.com"]}, "request_id": "demo-1", "channel": "web_form"}'
   $CRMCTL call $CONTACT --plaintext crm.contact.v1.ContactService/ListContacts '{}'
+  $CRMCTL call $PIPELINE --plaintext crm.pipeline.v1.PipelineService/DefinePipeline '{"pipeline_id": "sales", "display_name": "Sales", "stages": [{"stage_id": "discovery", "probability_bps": 1000}, {"stage_id": "proposal", "probability_bps": 4000}]}'
+  $CRMCTL call $PIPELINE --plaintext crm.pipeline.v1.PipelineService/CaptureLead '{"lead": {"source": "webinar", "person": {"given_name": "Grace", "email": "grace@example.com"}, "company": {"display_name": "Hopper Inc"}}, "request_id": "demo-lead-1", "channel": "web_form"}'
   kcat -C -b $BROKER -t crm.contact.events.v1 -e
 Press Ctrl-C to stop.
 MSG

@@ -59,4 +59,13 @@ grpc::ServerUnaryReactor* StartUnary(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+std::string BearerToken(const grpc::CallbackServerContext& context) {
+  constexpr std::string_view kScheme = "Bearer ";
+  const auto found = context.client_metadata().find("authorization");
+  if (found == context.client_metadata().end()) return "";
+  const std::string_view value(found->second.data(), found->second.size());
+  return value.substr(0, kScheme.size()) == kScheme ? std::string(value.substr(kScheme.size()))
+                                                     : "";
+}
+
 }  // namespace crm::runtime

@@ -107,4 +107,18 @@ void ParseOrExit(CLI::App& app, int argc, char** argv,
   }
 }
 
+void AddPeerFlags(CLI::App& app, const std::string& peer, ChannelOptions& o) {
+  const std::string flag = absl::StrCat("--", peer, "-service");
+  Add(app, flag, o.target, absl::StrCat(peer, "-service address host:port"));
+  app.add_flag(flag + "-plaintext", o.plaintext,
+               absl::StrCat("call ", peer, "-service without TLS (local development only)"))
+      ->envname(EnvName(flag + "-plaintext"));
+  Add(app, flag + "-ca-file", o.ca_file, "CA of its server certificate (PEM; default: system)")
+      ->check(CLI::ExistingFile);
+  Add(app, flag + "-cert-file", o.cert_file, "client certificate for mTLS (PEM)")
+      ->check(CLI::ExistingFile);
+  Add(app, flag + "-key-file", o.key_file, "its private key (PEM)")->check(CLI::ExistingFile);
+  Add(app, flag + "-server-name", o.server_name, "expected name in its certificate");
+}
+
 }  // namespace crm::runtime

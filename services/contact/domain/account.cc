@@ -54,12 +54,9 @@ absl::StatusOr<Account> Normalize(const Account& input, const std::vector<std::s
       invalid.push_back({"account." + path, "is not a field that can be set"});
     }
   }
-  if (!too_large.empty()) {
-    too_large.insert(too_large.end(), invalid.begin(), invalid.end());
-    return WithViolations(absl::ResourceExhaustedError(too_large.front().field + ": too large"),
-                          too_large);
+  if (absl::Status faults = FieldFaults(std::move(too_large), std::move(invalid)); !faults.ok()) {
+    return faults;
   }
-  if (!invalid.empty()) return InvalidArgument(std::move(invalid));
   return out;
 }
 

@@ -88,7 +88,8 @@ TEST(AccountTest, UpdateArchiveAndIndexes) {
   auto restored = DecideRestoreAccount(gone);
   ASSERT_THAT(restored, IsOk());
   const auto& restored_event = dynamic_cast<const AccountRestored&>(*restored->front());
-  EXPECT_FALSE(testing::Given<AccountAggregate>({&created, &archived, &restored_event})->state.archived());
+  EXPECT_FALSE(
+      testing::Given<AccountAggregate>({&created, &archived, &restored_event})->state.archived());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crm/common/field_violations.h"
+#include "crm/common/ids.h"
 #include "crm/common/time.h"
 #include "crm/contact/v1/events.pb.h"
 #include "google/protobuf/util/field_mask_util.h"
@@ -96,15 +97,7 @@ class Checker {
     if (trimmed.size() > max) TooLarge(field, absl::StrCat("longer than ", max, " bytes"));
     return trimmed;
   }
-  absl::Status Result() const {
-    if (!too_large_.empty()) {
-      std::vector<FieldViolation> all = too_large_;
-      all.insert(all.end(), invalid_.begin(), invalid_.end());
-      return WithViolations(absl::ResourceExhaustedError(all.front().field + ": too large"), all);
-    }
-    if (!invalid_.empty()) return InvalidArgument(invalid_);
-    return absl::OkStatus();
-  }
+  absl::Status Result() const { return FieldFaults(too_large_, invalid_); }
   const ContactLimits& limits() const { return limits_; }
 
  private:
@@ -236,11 +229,7 @@ const std::vector<std::string>& SettableContactFields() {
 
 absl::Status ValidateContactId(const std::string& id, const std::string& field,
                                const ContactLimits& limits) {
-  if (id.empty() || id.size() > limits.max_id || !std::all_of(id.begin(), id.end(), IsIdChar)) {
-    return InvalidField(
-        field, absl::StrCat("must be 1 to ", limits.max_id, " letters, digits, '-' or '_'"));
-  }
-  return absl::OkStatus();
+  return ValidateId(id, field, limits.max_id);
 }
 
 absl::StatusOr<Contact> NormalizeContactFields(const Contact& input,

@@ -1,11 +1,8 @@
 #include "service/contact_service.h"
 
-#include <openssl/evp.h>
-
 #include <map>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crm/common/field_violations.h"
@@ -13,8 +10,7 @@
 #include "crm/common/time.h"
 #include "crm/common/uuid.h"
 #include "crm/runtime/call.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "crm/service/commands.h"
 
 namespace crm::contact {
 namespace {
@@ -40,90 +36,9 @@ constexpr Method kRestoreAccount{"crm.contact.v1.ContactService/RestoreAccount",
 constexpr Method kListAccounts{"crm.contact.v1.ContactService/ListAccounts", "contacts:read"};
 constexpr Method kValidate{"crm.contact.v1.ContactService/ValidateReferences", "contacts:read"};
 
-constexpr size_t kMaxRequestId = 128;
-constexpr size_t kMaxChannel = 64;
 constexpr int kMaxMergeHops = 8;
 
-// SHA-256 of the request's deterministic serialization: a retry must be the same request.
-std::string Fingerprint(const google::protobuf::Message& request) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream out(&stream);
-    out.SetSerializationDeterministic(true);
-    request.SerializeToCodedStream(&out);
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
-}
-
-// A contact id for a create without one: derived from request_id, so a retry hits the same
-// stream (a random id would make every retry a new contact).
-std::string DerivedId(const std::string& request_id) {
-  if (request_id.empty()) return NewUuid();
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  const std::string seed = "contact/" + request_id;
-  EVP_Digest(seed.data(), seed.size(), digest, &size, EVP_sha256(), nullptr);
-  return "c-" +
-         absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), 12));
-}
-
-// The metadata every mutating request carries, checked.
-template <typename Request>
-absl::StatusOr<eventsourcing::CommandMeta> Meta(const Principal& principal, const Request& request,
-                                                std::string stream_id, int64_t expected_version) {
-  std::vector<FieldViolation> violations;
-  if (request.request_id().size() > kMaxRequestId) {
-    violations.push_back({"request_id", absl::StrCat("longer than ", kMaxRequestId, " bytes")});
-  }
-  if (request.channel().size() > kMaxChannel) {
-    violations.push_back({"channel", absl::StrCat("longer than ", kMaxChannel, " bytes")});
-  }
-  if (expected_version < 0) violations.push_back({"expected_version", "must not be negative"});
-  std::optional<absl::Time> occurred_at;
-  if (request.has_occurred_at()) {
-    if (!IsValidTimestamp(request.occurred_at())) {
-      violations.push_back({"occurred_at", "not a valid time"});
-    } else {
-      occurred_at = FromProto(request.occurred_at());
-    }
-  }
-  if (!violations.empty()) return InvalidArgument(std::move(violations));
-  Request without_id = request;
-  without_id.clear_request_id();
-  return eventsourcing::CommandMeta{
-      .stream_id = std::move(stream_id),
-      .expected_version = expected_version > 0 ? expected_version : eventstore::kAnyVersion,
-      .request_id = request.request_id(),
-      .request_fingerprint = request.request_id().empty() ? "" : Fingerprint(without_id),
-      .occurred_at = occurred_at,
-      .actor_id = principal.subject,
-      .actor_kind = principal.kind,
-      .channel = request.channel()};
-}
-
 std::string Trim(const std::string& text) { return std::string(absl::StripAsciiWhitespace(text)); }
-
-absl::StatusOr<int> PageSize(int32_t requested, int fallback, int max) {
-  if (requested == 0) return fallback;
-  if (requested < 0 || requested > max) {
-    return InvalidField("page_size", absl::StrCat("must be 1 to ", max));
-  }
-  return requested;
-}
-
-std::string EncodeToken(const std::string& position) { return absl::WebSafeBase64Escape(position); }
-
-absl::StatusOr<std::string> DecodeToken(const std::string& token) {
-  std::string position;
-  if (!token.empty() && !absl::WebSafeBase64Unescape(token, &position)) {
-    return InvalidField("page_token", "not a token this service issued");
-  }
-  return position;
-}
 
 }  // namespace
 
@@ -148,73 +63,6 @@ absl::StatusOr<Contact> ContactService::Resolve(const std::string& contact_id) c
   return absl::InternalError(absl::StrCat("merge chain of ", contact_id, " is too long"));
 }
 
-template <typename Aggregate, typename Request>
-void ContactService::Execute(eventsourcing::Repository<Aggregate>& repository,
-                             const Principal& principal, const Request& request, std::string id,
-                             int64_t expected_version,
-                             typename eventsourcing::Repository<Aggregate>::Decide decide,
-                             typename Aggregate::State* response, Finish finish) {
-  auto meta = Meta(principal, request, std::move(id), expected_version);
-  if (!meta.ok()) return finish(meta.status());
-  repository.Handle(
-      *std::move(meta), std::move(decide),
-      [response,
-       finish](absl::StatusOr<eventsourcing::CommandResult<typename Aggregate::State>> result) {
-        if (result.ok()) *response = result->after.state;
-        finish(result.status());
-      });
-}
-
-template <typename Aggregate, typename Request>
-grpc::ServerUnaryReactor* ContactService::Transition(
-    grpc::CallbackServerContext* context, const Method& method, const Request* request,
-    const std::string& id, const char* id_field, eventsourcing::Repository<Aggregate>& repository,
-    absl::StatusOr<eventsourcing::Events> (*decide)(
-        const std::optional<eventsourcing::Versioned<typename Aggregate::State>>&),
-    typename Aggregate::State* response) {
-  return runtime::Unary(context, *verifier_, method, *request,
-                        [this, request, id, id_field, &repository, decide, response](
-                            const Principal& principal, Finish finish) {
-                          if (absl::Status valid = ValidateContactId(id, id_field, limits_);
-                              !valid.ok()) {
-                            return finish(valid);
-                          }
-                          Execute(
-                              repository, principal, *request, id, request->expected_version(),
-                              [decide](const auto& current, absl::Time) { return decide(current); },
-                              response, std::move(finish));
-                        });
-}
-
-absl::StatusOr<std::string> ContactService::ScanPage(
-    const std::vector<std::string>& prefixes, const std::string& page_token, int page_size,
-    const std::function<absl::StatusOr<bool>(const std::string& id)>& take) const {
-  CRM_ASSIGN_OR_RETURN(std::string resume, DecodeToken(page_token));
-  size_t budget = static_cast<size_t>(page_size) * 10;
-  int taken = 0;
-  std::string last_key;
-  for (const std::string& prefix : prefixes) {  // in key order
-    const bool resumes_here = resume.rfind(prefix, 0) == 0;
-    if (!resume.empty() && !resumes_here && resume > prefix) continue;  // finished earlier
-    std::string after = resumes_here ? resume : "";
-    while (taken < page_size && budget > 0) {
-      CRM_ASSIGN_OR_RETURN(auto rows, store_.Scan(eventstore::Table::kIndex,
-                                                  {.prefix = prefix, .start_after = after},
-                                                  std::min<size_t>(budget, 256)));
-      if (rows.empty()) break;
-      for (const auto& [key, value] : rows) {
-        --budget;
-        last_key = after = key;
-        CRM_ASSIGN_OR_RETURN(bool added, take(key.substr(key.rfind('/') + 1)));
-        taken += added ? 1 : 0;
-        if (taken == page_size || budget == 0) break;
-      }
-    }
-    if (taken == page_size || budget == 0) return EncodeToken(last_key);
-  }
-  return std::string();
-}
-
 absl::Status ContactService::CheckAccount(const std::string& account_id,
                                           const std::string& field) const {
   if (account_id.empty()) return absl::OkStatus();
@@ -233,8 +81,9 @@ grpc::ServerUnaryReactor* ContactService::CreateContact(grpc::CallbackServerCont
   return runtime::Unary(
       context, *verifier_, kCreate, *request,
       [this, request, response](const Principal& principal, Finish finish) {
-        const std::string id = request->contact_id().empty() ? DerivedId(request->request_id())
-                                                             : request->contact_id();
+        const std::string id = request->contact_id().empty()
+                                   ? service::IdForCreate("c-", "contact", request->request_id())
+                                   : request->contact_id();
         Contact fields = request->contact();
         if (fields.source_channel().empty()) fields.set_source_channel(request->channel());
         // KPIS.md: a record's rep defaults to the acting user; integrations are nobody's rep.
@@ -247,7 +96,7 @@ grpc::ServerUnaryReactor* ContactService::CreateContact(grpc::CallbackServerCont
         }
         // No expected version: the domain answers ALREADY_EXISTS, and a lost race between two
         // creates is decided again into that answer.
-        Execute(
+        service::Execute(
             contacts_, principal, *request, id, 0,
             [this, id, fields](const Current& current, absl::Time occurred_at) {
               return DecideCreate(current, occurred_at, id, fields, limits_);
@@ -311,7 +160,7 @@ grpc::ServerUnaryReactor* ContactService::UpdateContact(grpc::CallbackServerCont
             return finish(account);
           }
         }
-        Execute(
+        service::Execute(
             contacts_, principal, *request, id, request->expected_version(),
             [this, request](const Current& current, absl::Time) {
               return DecideUpdate(current, request->contact(), request->update_mask(), limits_);
@@ -323,15 +172,15 @@ grpc::ServerUnaryReactor* ContactService::UpdateContact(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ContactService::ArchiveContact(grpc::CallbackServerContext* context,
                                                          const v1::ArchiveContactRequest* request,
                                                          v1::Contact* response) {
-  return Transition(context, kArchive, request, request->contact_id(), "contact_id", contacts_,
-                    &DecideArchive, response);
+  return service::Transition(context, *verifier_, kArchive, request, request->contact_id(),
+                             "contact_id", contacts_, &DecideArchive, response);
 }
 
 grpc::ServerUnaryReactor* ContactService::RestoreContact(grpc::CallbackServerContext* context,
                                                          const v1::RestoreContactRequest* request,
                                                          v1::Contact* response) {
-  return Transition(context, kRestore, request, request->contact_id(), "contact_id", contacts_,
-                    &DecideRestore, response);
+  return service::Transition(context, *verifier_, kRestore, request, request->contact_id(),
+                             "contact_id", contacts_, &DecideRestore, response);
 }
 
 grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerContext* context,
@@ -340,7 +189,7 @@ grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerConte
   return runtime::Unary(
       context, *verifier_, kList, *request,
       [this, request, response](const Principal&, Finish finish) {
-        absl::StatusOr<int> page_size = PageSize(request->page_size(), 50, 500);
+        absl::StatusOr<int> page_size = service::PageSize(request->page_size(), 50, 500);
         if (!page_size.ok()) return finish(page_size.status());
         if (!v1::LifecycleStage_IsValid(request->lifecycle_stage())) {
           return finish(InvalidField("lifecycle_stage", "unknown lifecycle stage"));
@@ -369,14 +218,14 @@ grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerConte
                  (!request->has_updated_since() ||
                   FromProto(c.update_time()) >= FromProto(request->updated_since()));
         };
-        absl::StatusOr<std::string> next =
-            ScanPage(prefixes, request->page_token(), *page_size,
-                     [&](const std::string& id) -> absl::StatusOr<bool> {
-                       CRM_ASSIGN_OR_RETURN(Current contact, contacts_.Load(id));
-                       if (!contact || !matches(contact->state)) return false;
-                       *response->add_contacts() = contact->state;
-                       return true;
-                     });
+        absl::StatusOr<std::string> next = service::ScanIndexPage(
+            store_, prefixes, request->page_token(), *page_size,
+            [&](const std::string&, const std::string& id) -> absl::StatusOr<service::Offer> {
+              CRM_ASSIGN_OR_RETURN(Current contact, contacts_.Load(id));
+              if (!contact || !matches(contact->state)) return service::Offer::kSkipped;
+              *response->add_contacts() = contact->state;
+              return service::Offer::kTaken;
+            });
         if (!next.ok()) return finish(next.status());
         response->set_next_page_token(*next);
         finish(absl::OkStatus());
@@ -389,7 +238,7 @@ grpc::ServerUnaryReactor* ContactService::FindDuplicates(grpc::CallbackServerCon
   return runtime::Unary(
       context, *verifier_, kDuplicates, *request,
       [this, request, response](const Principal&, Finish finish) {
-        absl::StatusOr<int> page_size = PageSize(request->page_size(), 20, 100);
+        absl::StatusOr<int> page_size = service::PageSize(request->page_size(), 20, 100);
         if (!page_size.ok()) return finish(page_size.status());
         Contact candidate;
         std::string self;
@@ -470,10 +319,10 @@ grpc::ServerUnaryReactor* ContactService::MergeContacts(grpc::CallbackServerCont
           violations.push_back({"loser_contact_id", "a contact cannot be merged into itself"});
         }
         if (!violations.empty()) return finish(InvalidArgument(std::move(violations)));
-        auto winner_meta = Meta(principal, *request, request->winner_contact_id(),
-                                request->winner_expected_version());
-        auto loser_meta = Meta(principal, *request, request->loser_contact_id(),
-                               request->loser_expected_version());
+        auto winner_meta = service::CommandMetaFor(
+            principal, *request, request->winner_contact_id(), request->winner_expected_version());
+        auto loser_meta = service::CommandMetaFor(principal, *request, request->loser_contact_id(),
+                                                  request->loser_expected_version());
         if (!winner_meta.ok()) return finish(winner_meta.status());
         // Two streams, two appends, each idempotent under its own derived request id: a retry
         // after a failure between them completes the merge.
@@ -530,9 +379,9 @@ grpc::ServerUnaryReactor* ContactService::ListContactEvents(
             !id.ok()) {
           return finish(id);
         }
-        absl::StatusOr<int> page_size = PageSize(request->page_size(), 100, 1000);
+        absl::StatusOr<int> page_size = service::PageSize(request->page_size(), 100, 1000);
         if (!page_size.ok()) return finish(page_size.status());
-        absl::StatusOr<std::string> token = DecodeToken(request->page_token());
+        absl::StatusOr<std::string> token = service::DecodePageToken(request->page_token());
         if (!token.ok()) return finish(token.status());
         int64_t from = 1;
         if (!token->empty() && (!absl::SimpleAtoi(*token, &from) || from < 1)) {
@@ -549,7 +398,7 @@ grpc::ServerUnaryReactor* ContactService::ListContactEvents(
         for (auto& event : *events) *response->add_events() = std::move(event);
         const int64_t next = from + response->events_size();
         if (next <= (*head)->version)
-          response->set_next_page_token(EncodeToken(absl::StrCat(next)));
+          response->set_next_page_token(service::EncodePageToken(absl::StrCat(next)));
         finish(absl::OkStatus());
       });
 }
@@ -560,13 +409,14 @@ grpc::ServerUnaryReactor* ContactService::CreateAccount(grpc::CallbackServerCont
   return runtime::Unary(
       context, *verifier_, kCreateAccount, *request,
       [this, request, response](const Principal& principal, Finish finish) {
-        const std::string id = request->account_id().empty() ? DerivedId(request->request_id())
-                                                             : request->account_id();
+        const std::string id = request->account_id().empty()
+                                   ? service::IdForCreate("c-", "contact", request->request_id())
+                                   : request->account_id();
         Account fields = request->account();
         if (fields.owner_id().empty() && principal.kind == crm::common::v1::ACTOR_KIND_USER) {
           fields.set_owner_id(principal.subject);
         }
-        Execute(
+        service::Execute(
             accounts_, principal, *request, id, 0,
             [this, id, fields](const CurrentAccount& current, absl::Time occurred_at) {
               return DecideCreateAccount(current, occurred_at, id, fields, limits_);
@@ -606,7 +456,7 @@ grpc::ServerUnaryReactor* ContactService::UpdateAccount(grpc::CallbackServerCont
             !valid.ok()) {
           return finish(valid);
         }
-        Execute(
+        service::Execute(
             accounts_, principal, *request, id, request->expected_version(),
             [this, request](const CurrentAccount& current, absl::Time) {
               return DecideUpdateAccount(current, request->account(), request->update_mask(),
@@ -619,49 +469,49 @@ grpc::ServerUnaryReactor* ContactService::UpdateAccount(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ContactService::ArchiveAccount(grpc::CallbackServerContext* context,
                                                          const v1::ArchiveAccountRequest* request,
                                                          v1::Account* response) {
-  return Transition(context, kArchiveAccount, request, request->account_id(), "account_id",
-                    accounts_, &DecideArchiveAccount, response);
+  return service::Transition(context, *verifier_, kArchiveAccount, request, request->account_id(),
+                             "account_id", accounts_, &DecideArchiveAccount, response);
 }
 
 grpc::ServerUnaryReactor* ContactService::RestoreAccount(grpc::CallbackServerContext* context,
                                                          const v1::RestoreAccountRequest* request,
                                                          v1::Account* response) {
-  return Transition(context, kRestoreAccount, request, request->account_id(), "account_id",
-                    accounts_, &DecideRestoreAccount, response);
+  return service::Transition(context, *verifier_, kRestoreAccount, request, request->account_id(),
+                             "account_id", accounts_, &DecideRestoreAccount, response);
 }
 
 grpc::ServerUnaryReactor* ContactService::ListAccounts(grpc::CallbackServerContext* context,
                                                        const v1::ListAccountsRequest* request,
                                                        v1::ListAccountsResponse* response) {
-  return runtime::Unary(context, *verifier_, kListAccounts, *request,
-                        [this, request, response](const Principal&, Finish finish) {
-                          absl::StatusOr<int> page_size = PageSize(request->page_size(), 50, 500);
-                          if (!page_size.ok()) return finish(page_size.status());
-                          std::string dimension = "all/";
-                          if (!request->owner_id().empty()) {
-                            dimension = absl::StrCat("owner/", request->owner_id(), "/");
-                          } else if (!request->region().empty()) {
-                            dimension = absl::StrCat("region/", request->region(), "/");
-                          }
-                          std::vector<std::string> prefixes;
-                          if (request->include_archived())
-                            prefixes.push_back("account/archived/" + dimension);
-                          prefixes.push_back("account/live/" + dimension);
-                          absl::StatusOr<std::string> next = ScanPage(
-                              prefixes, request->page_token(), *page_size,
-                              [&](const std::string& id) -> absl::StatusOr<bool> {
-                                CRM_ASSIGN_OR_RETURN(CurrentAccount account, accounts_.Load(id));
-                                if (!account || (!request->region().empty() &&
-                                                 account->state.region() != request->region())) {
-                                  return false;
-                                }
-                                *response->add_accounts() = account->state;
-                                return true;
-                              });
-                          if (!next.ok()) return finish(next.status());
-                          response->set_next_page_token(*next);
-                          finish(absl::OkStatus());
-                        });
+  return runtime::Unary(
+      context, *verifier_, kListAccounts, *request,
+      [this, request, response](const Principal&, Finish finish) {
+        absl::StatusOr<int> page_size = service::PageSize(request->page_size(), 50, 500);
+        if (!page_size.ok()) return finish(page_size.status());
+        std::string dimension = "all/";
+        if (!request->owner_id().empty()) {
+          dimension = absl::StrCat("owner/", request->owner_id(), "/");
+        } else if (!request->region().empty()) {
+          dimension = absl::StrCat("region/", request->region(), "/");
+        }
+        std::vector<std::string> prefixes;
+        if (request->include_archived()) prefixes.push_back("account/archived/" + dimension);
+        prefixes.push_back("account/live/" + dimension);
+        absl::StatusOr<std::string> next = service::ScanIndexPage(
+            store_, prefixes, request->page_token(), *page_size,
+            [&](const std::string&, const std::string& id) -> absl::StatusOr<service::Offer> {
+              CRM_ASSIGN_OR_RETURN(CurrentAccount account, accounts_.Load(id));
+              if (!account ||
+                  (!request->region().empty() && account->state.region() != request->region())) {
+                return service::Offer::kSkipped;
+              }
+              *response->add_accounts() = account->state;
+              return service::Offer::kTaken;
+            });
+        if (!next.ok()) return finish(next.status());
+        response->set_next_page_token(*next);
+        finish(absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* ContactService::ValidateReferences(

@@ -71,32 +71,6 @@ class ContactService final : public crm::contact::v1::ContactService::CallbackSe
   using Repository = eventsourcing::Repository<ContactAggregate>;
   using AccountRepository = eventsourcing::Repository<AccountAggregate>;
 
-  // The shared path of every single-stream command: checks the request's metadata, runs
-  // `decide` through the repository and answers with the state it produced.
-  template <typename Aggregate, typename Request>
-  void Execute(eventsourcing::Repository<Aggregate>& repository,
-               const runtime::Principal& principal, const Request& request, std::string id,
-               int64_t expected_version,
-               typename eventsourcing::Repository<Aggregate>::Decide decide,
-               typename Aggregate::State* response, runtime::Finish finish);
-
-  // Archive/restore-style commands: the request names one aggregate, and the decision needs
-  // nothing but its state.
-  template <typename Aggregate, typename Request>
-  grpc::ServerUnaryReactor* Transition(
-      grpc::CallbackServerContext* context, const runtime::Method& method, const Request* request,
-      const std::string& id, const char* id_field, eventsourcing::Repository<Aggregate>& repository,
-      absl::StatusOr<eventsourcing::Events> (*decide)(
-          const std::optional<eventsourcing::Versioned<typename Aggregate::State>>&),
-      typename Aggregate::State* response);
-
-  // One page of a list: scans the index `prefixes` in order from the resume key, offering each
-  // id to `take` (which loads, filters and adds it); at most 10 x page_size keys per page.
-  // Returns the next page token ("" when done).
-  absl::StatusOr<std::string> ScanPage(
-      const std::vector<std::string>& prefixes, const std::string& page_token, int page_size,
-      const std::function<absl::StatusOr<bool>(const std::string& id)>& take) const;
-
   // OK when `account_id` names a live account, else FAILED_PRECONDITION on `field`.
   absl::Status CheckAccount(const std::string& account_id, const std::string& field) const;
 

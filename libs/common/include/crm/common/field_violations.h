@@ -35,12 +35,14 @@ inline crm::common::v1::BadRequest ToBadRequest(const std::vector<FieldViolation
 
 inline std::vector<FieldViolation> FromBadRequest(const crm::common::v1::BadRequest& bad_request) {
   std::vector<FieldViolation> violations;
-  for (const auto& v : bad_request.field_violations()) violations.push_back({v.field(), v.description()});
+  for (const auto& v : bad_request.field_violations())
+    violations.push_back({v.field(), v.description()});
   return violations;
 }
 
 // Any status may carry violations (e.g. RESOURCE_EXHAUSTED for one oversized field).
-inline absl::Status WithViolations(absl::Status status, const std::vector<FieldViolation>& violations) {
+inline absl::Status WithViolations(absl::Status status,
+                                   const std::vector<FieldViolation>& violations) {
   if (!violations.empty()) {
     status.SetPayload(kBadRequestTypeUrl, absl::Cord(ToBadRequest(violations).SerializeAsString()));
   }
@@ -49,9 +51,10 @@ inline absl::Status WithViolations(absl::Status status, const std::vector<FieldV
 
 // INVALID_ARGUMENT naming every offending field; the message lists them too, for humans.
 inline absl::Status InvalidArgument(std::vector<FieldViolation> violations) {
-  std::string message = absl::StrJoin(violations, "; ", [](std::string* out, const FieldViolation& v) {
-    absl::StrAppend(out, v.field, ": ", v.description);
-  });
+  std::string message =
+      absl::StrJoin(violations, "; ", [](std::string* out, const FieldViolation& v) {
+        absl::StrAppend(out, v.field, ": ", v.description);
+      });
   return WithViolations(absl::InvalidArgumentError(message), violations);
 }
 
@@ -64,6 +67,25 @@ inline std::vector<FieldViolation> Violations(const absl::Status& status) {
   crm::common::v1::BadRequest bad_request;
   if (!payload || !bad_request.ParseFromString(std::string(*payload))) return {};
   return FromBadRequest(bad_request);
+}
+
+// Adds the violations a failed check named (nothing for OK), to report every fault at once.
+inline void Append(std::vector<FieldViolation>& violations, const absl::Status& status) {
+  if (status.ok()) return;
+  for (FieldViolation& v : Violations(status)) violations.push_back(std::move(v));
+}
+
+// The verdict of a validation: RESOURCE_EXHAUSTED when any field is too large (every fault
+// named), else INVALID_ARGUMENT when any is malformed, else OK.
+inline absl::Status FieldFaults(std::vector<FieldViolation> too_large,
+                                std::vector<FieldViolation> invalid) {
+  if (!too_large.empty()) {
+    too_large.insert(too_large.end(), invalid.begin(), invalid.end());
+    return WithViolations(absl::ResourceExhaustedError(too_large.front().field + ": too large"),
+                          too_large);
+  }
+  if (!invalid.empty()) return InvalidArgument(std::move(invalid));
+  return absl::OkStatus();
 }
 
 }  // namespace crm

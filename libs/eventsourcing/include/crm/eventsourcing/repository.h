@@ -17,6 +17,7 @@
 // stream_id, position or recorded_at (assigned by the store when the group commits).
 
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -137,6 +138,18 @@ class Repository {
   void Handle(CommandMeta meta, Decide decide, Done done) {
     Attempt(std::make_shared<Command>(Command{std::move(meta), std::move(decide), std::move(done)}),
             /*attempt=*/1);
+  }
+
+  // Handle, waiting for the answer. Blocking: for an executor thread, never for a gRPC
+  // reaction or a store callback (the store's writer thread answers it).
+  absl::StatusOr<CommandResult<State>> HandleAndWait(CommandMeta meta, Decide decide) {
+    std::promise<absl::StatusOr<CommandResult<State>>> answer;
+    std::future<absl::StatusOr<CommandResult<State>>> answered = answer.get_future();
+    Handle(std::move(meta), std::move(decide),
+           [&answer](absl::StatusOr<CommandResult<State>> result) {
+             answer.set_value(std::move(result));
+           });
+    return answered.get();
   }
 
  private:

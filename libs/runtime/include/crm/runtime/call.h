@@ -28,6 +28,9 @@ grpc::ServerUnaryReactor* StartUnary(grpc::CallbackServerContext* context,
                                      const TokenVerifier& verifier, const Method& method,
                                      std::string request_id, UnaryHandler handler);
 
+// The caller's bearer token (without "Bearer "), for calls made on its behalf; "" when none.
+std::string BearerToken(const grpc::CallbackServerContext& context);
+
 // Typed front door: picks up the request's request_id (when it has one) for the request log.
 template <typename Request>
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const TokenVerifier& verifier,

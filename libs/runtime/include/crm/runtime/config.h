@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "crm/runtime/auth.h"
+#include "crm/runtime/client.h"
 
 namespace crm::runtime {
 
@@ -37,6 +38,11 @@ struct ServerOptions {
 
 // Registers every setting on `app`, with `options`' current values as defaults.
 void AddServerFlags(CLI::App& app, ServerOptions& options);
+
+// Registers the settings of a service this one calls, e.g. peer "contact": --contact-service
+// (host:port), --contact-service-plaintext, --contact-service-ca-file, --contact-service-cert-file
+// and --contact-service-key-file (mTLS), --contact-service-server-name; CRM_CONTACT_SERVICE...
+void AddPeerFlags(CLI::App& app, const std::string& peer, ChannelOptions& options);
 
 // Cross-setting checks after parsing (e.g. TLS files unless plaintext).
 absl::Status ValidateServerOptions(const ServerOptions& options);
