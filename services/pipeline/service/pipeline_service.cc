@@ -102,31 +102,33 @@ absl::StatusOr<Pipeline> PipelineService::PipelineRevision(const std::string& pi
   return found->state;
 }
 
-absl::StatusOr<std::string> PipelineService::CheckParties(const std::string& bearer_token,
-                                                          const std::string& account_id,
-                                                          const std::string& contact_id,
-                                                          const std::string& field_prefix) const {
-  if (account_id.empty() && contact_id.empty()) return std::string();
+absl::StatusOr<PipelineService::Parties> PipelineService::CheckParties(
+    const std::string& bearer_token, const std::string& account_id, const std::string& contact_id,
+    const std::string& field_prefix) const {
+  Parties parties{.contact_id = contact_id};
+  if (account_id.empty() && contact_id.empty()) return parties;
   std::vector<std::string> contact_ids, account_ids;
   if (!contact_id.empty()) contact_ids.push_back(contact_id);
   if (!account_id.empty()) account_ids.push_back(account_id);
   CRM_ASSIGN_OR_RETURN(auto references,
                        contacts_->ValidateReferences(bearer_token, contact_ids, account_ids));
-  std::string region;
   if (!account_id.empty()) {
     if (references.accounts_size() != 1 || !references.accounts(0).exists() ||
         references.accounts(0).archived()) {
       return MissingReference(field_prefix + "account_id",
                               absl::StrCat("no live account ", account_id, " in contact-service"));
     }
-    region = references.accounts(0).region();
+    parties.account_region = references.accounts(0).region();
   }
-  if (!contact_id.empty() && (references.contacts_size() != 1 || !references.contacts(0).exists() ||
-                              references.contacts(0).archived())) {
-    return MissingReference(field_prefix + "contact_id",
-                            absl::StrCat("no live contact ", contact_id, " in contact-service"));
+  if (!contact_id.empty()) {
+    if (references.contacts_size() != 1 || !references.contacts(0).exists() ||
+        references.contacts(0).archived()) {
+      return MissingReference(field_prefix + "contact_id",
+                              absl::StrCat("no live contact ", contact_id, " in contact-service"));
+    }
+    parties.contact_id = references.contacts(0).resolved_contact_id();
   }
-  return region;
+  return parties;
 }
 
 grpc::ServerUnaryReactor* PipelineService::DefinePipeline(grpc::CallbackServerContext* context,
@@ -366,8 +368,8 @@ absl::StatusOr<v1::ConvertLeadResponse> PipelineService::Convert(
     return InvalidField("contact_id",
                         "the lead names no person: give the contact_id of an existing contact");
   }
-  CRM_RETURN_IF_ERROR(
-      CheckParties(bearer_token, request.account_id(), request.contact_id(), "").status());
+  CRM_ASSIGN_OR_RETURN(Parties named,
+                       CheckParties(bearer_token, request.account_id(), request.contact_id(), ""));
 
   // contact-service: the account, then the contact (each idempotent on its derived id).
   std::string account_id = request.account_id();
@@ -384,7 +386,7 @@ absl::StatusOr<v1::ConvertLeadResponse> PipelineService::Convert(
     create.set_channel(from.channel());
     CRM_RETURN_IF_ERROR(contacts_->EnsureAccount(bearer_token, create));
   }
-  std::string contact_id = request.contact_id();
+  std::string contact_id = named.contact_id;
   if (create_contact) {
     contact_id = service::DerivedId("c-", "lead-contact/" + lead_id);
     contact::v1::CreateContactRequest create;
@@ -455,10 +457,11 @@ grpc::ServerUnaryReactor* PipelineService::OpenOpportunity(
               absl::StatusOr<Pipeline> pipeline =
                   PipelineRevision(fields.pipeline_id(), 0, "opportunity.pipeline_id");
               if (!pipeline.ok()) return finish(pipeline.status());
-              absl::StatusOr<std::string> account_region =
+              absl::StatusOr<Parties> parties =
                   CheckParties(token, fields.account_id(), fields.contact_id(), "opportunity.");
-              if (!account_region.ok()) return finish(account_region.status());
-              if (fields.region().empty()) fields.set_region(*account_region);
+              if (!parties.ok()) return finish(parties.status());
+              if (fields.region().empty()) fields.set_region(parties->account_region);
+              fields.set_contact_id(parties->contact_id);
               service::Execute(
                   opportunities_, principal, *request, id, 0,
                   [this, id, fields, pipeline = *std::move(pipeline)](
@@ -517,16 +520,15 @@ grpc::ServerUnaryReactor* PipelineService::UpdateOpportunity(
                 if (path == "account_id") account_id = request->opportunity().account_id();
                 if (path == "contact_id") contact_id = request->opportunity().contact_id();
               }
-              if (absl::Status parties =
-                      CheckParties(token, account_id, contact_id, "opportunity.").status();
-                  !parties.ok()) {
-                return finish(parties);
-              }
+              absl::StatusOr<Parties> parties =
+                  CheckParties(token, account_id, contact_id, "opportunity.");
+              if (!parties.ok()) return finish(parties.status());
+              Opportunity patch = request->opportunity();
+              if (!contact_id.empty()) patch.set_contact_id(parties->contact_id);
               service::Execute(
                   opportunities_, principal, *request, id, request->expected_version(),
-                  [this, request](const CurrentOpportunity& current, absl::Time) {
-                    return DecideUpdateOpportunity(current, request->opportunity(),
-                                                   request->update_mask(), limits_);
+                  [this, request, patch](const CurrentOpportunity& current, absl::Time) {
+                    return DecideUpdateOpportunity(current, patch, request->update_mask(), limits_);
                   },
                   response, std::move(finish));
             });

@@ -87,13 +87,16 @@ class PipelineService final : public v1::PipelineService::CallbackService {
   absl::StatusOr<Pipeline> PipelineRevision(const std::string& pipeline_id, int64_t revision,
                                             const std::string& field);
 
-  // Checks the account and contact an opportunity names (when it names them) in one call to
-  // contact-service: FAILED_PRECONDITION on the field unless they exist and are live. Returns
-  // the account's region (for a default). Blocking.
-  absl::StatusOr<std::string> CheckParties(const std::string& bearer_token,
-                                           const std::string& account_id,
-                                           const std::string& contact_id,
-                                           const std::string& field_prefix) const;
+  // What contact-service says of the account and contact a command names.
+  struct Parties {
+    std::string account_region;
+    std::string contact_id;  // the live contact: a merged one resolves to its winner
+  };
+  // Checks the account and contact (when named) in one call to contact-service:
+  // FAILED_PRECONDITION on the field unless they exist and are live. Blocking.
+  absl::StatusOr<Parties> CheckParties(const std::string& bearer_token,
+                                       const std::string& account_id, const std::string& contact_id,
+                                       const std::string& field_prefix) const;
 
   // A stage change of an opportunity, decided against its own pipeline revision.
   template <typename Request>

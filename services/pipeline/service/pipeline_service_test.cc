@@ -479,6 +479,42 @@ TEST_F(PipelineServiceTest, AConversionRetriedAfterContactServiceFailedHalfWayCr
   EXPECT_EQ(one.opportunities(0).contact_id(), converted->lead().contact_id());
 }
 
+TEST_F(PipelineServiceTest, AMergedContactResolvesToItsWinner) {
+  for (const char* id : {"c-winner", "c-loser"}) {
+    crm::contact::v1::CreateContactRequest create;
+    create.set_contact_id(id);
+    create.mutable_contact()->set_given_name("Ada");
+    crm::contact::v1::Contact created;
+    ASSERT_THAT(CallContacts(&ContactStub::CreateContact, create, &created), IsOk());
+  }
+  crm::contact::v1::MergeContactsRequest merge;
+  merge.set_winner_contact_id("c-winner");
+  merge.set_loser_contact_id("c-loser");
+  crm::contact::v1::Contact merged;
+  ASSERT_THAT(CallContacts(&ContactStub::MergeContacts, merge, &merged), IsOk());
+
+  Opportunity deal = Deal();
+  deal.set_contact_id("c-loser");
+  auto opened = Open("o-1", deal);
+  ASSERT_THAT(opened, IsOk());
+  EXPECT_EQ(opened->contact_id(), "c-winner");
+
+  UpdateOpportunityRequest update;
+  update.mutable_opportunity()->set_opportunity_id("o-1");
+  update.mutable_opportunity()->set_contact_id("c-nobody");
+  update.mutable_update_mask()->add_paths("contact_id");
+  Opportunity updated;
+  absl::Status refused = Call(&Stub::UpdateOpportunity, update, &updated);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Fields(refused), ElementsAre("opportunity.contact_id"));
+  update.mutable_opportunity()->set_contact_id("c-loser");
+  update.mutable_update_mask()->add_paths("display_name");
+  update.mutable_opportunity()->set_display_name("Renamed");
+  ASSERT_THAT(Call(&Stub::UpdateOpportunity, update, &updated), IsOk());
+  EXPECT_EQ(updated.contact_id(), "c-winner");
+  EXPECT_EQ(updated.display_name(), "Renamed");
+}
+
 TEST_F(PipelineServiceTest, ValidateReferencesChecksManyIdsInOneCall) {
   ASSERT_THAT(Capture("l-1", "webinar"), IsOk());
   ASSERT_THAT(Open("o-1", Deal()), IsOk());
