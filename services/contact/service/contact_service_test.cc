@@ -11,6 +11,7 @@
 #include "crm/kafka/mock_cluster.h"
 #include "crm/runtime/auth.h"
 #include "crm/runtime/status.h"
+#include "crm/testing/grpc_call.h"
 #include "crm/testing/service_process.h"
 #include "crm/testing/testing.h"
 #include "gmock/gmock.h"
@@ -60,14 +61,9 @@ class ContactServiceTest : public ::testing::Test {
                                                                  const Request&, Response*),
                     const Request& request, Response* response,
                     std::vector<std::string> scopes = {"contacts:read", "contacts:write"}) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    if (!scopes.empty()) {
-      context.AddMetadata(
-          "authorization",
-          "Bearer " + *runtime::SignHs256({.subject = "rep-1", .scopes = scopes}, kSecret));
-    }
-    return runtime::FromGrpcStatus((stub_.get()->*method)(&context, request, response));
+    const std::string token =
+        scopes.empty() ? "" : *runtime::SignHs256({.subject = "rep-1", .scopes = scopes}, kSecret);
+    return crm::testing::CallWithToken(*stub_, method, request, response, token);
   }
 
   absl::StatusOr<Contact> Create(const std::string& id, const std::string& given,
