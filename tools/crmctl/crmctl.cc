@@ -3,8 +3,7 @@
 //   crmctl token --sub alice --scopes contacts:read,contacts:write
 //   crmctl health 127.0.0.1:7001 --plaintext
 //   crmctl list 127.0.0.1:7001 --plaintext [SERVICE]
-//   crmctl call 127.0.0.1:7001 crm.contact.v1.ContactService/GetContact '{"name": "..."}'
-//   --plaintext
+//   crmctl call 127.0.0.1:7001 --plaintext crm.contact.v1.ContactService/GetContact '{...}'
 //
 // `call` works for every method of every service: it reads the method's types from the
 // server's reflection service, converts the JSON request, and prints the answer as JSON.

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "crm/common/field_violations.h"
+#include "crm/common/ids.h"
 #include "crm/common/time.h"
 #include "crm/contact/v1/events.pb.h"
 #include "google/protobuf/util/field_mask_util.h"
@@ -91,7 +92,7 @@ absl::StatusOr<eventsourcing::Events> DecideCreateAccount(const CurrentAccount& 
                                                           const std::string& account_id,
                                                           const Account& fields,
                                                           const ContactLimits& limits) {
-  if (absl::Status id = ValidateContactId(account_id, "account_id", limits); !id.ok()) return id;
+  if (absl::Status id = ValidateId(account_id, "account_id"); !id.ok()) return id;
   if (current) return absl::AlreadyExistsError(absl::StrCat("account ", account_id, " exists"));
   absl::StatusOr<Account> account = Normalize(fields, SettableAccountFields(), limits);
   if (!account.ok()) return account.status();

@@ -227,11 +227,6 @@ const std::vector<std::string>& SettableContactFields() {
   return *fields;
 }
 
-absl::Status ValidateContactId(const std::string& id, const std::string& field,
-                               const ContactLimits& limits) {
-  return ValidateId(id, field, limits.max_id);
-}
-
 absl::StatusOr<Contact> NormalizeContactFields(const Contact& input,
                                                const std::vector<std::string>& paths,
                                                const ContactLimits& limits,
@@ -294,7 +289,7 @@ absl::StatusOr<eventsourcing::Events> DecideCreate(const Current& current, absl:
                                                    const std::string& contact_id,
                                                    const Contact& fields,
                                                    const ContactLimits& limits) {
-  if (absl::Status id = ValidateContactId(contact_id, "contact_id", limits); !id.ok()) return id;
+  if (absl::Status id = ValidateId(contact_id, "contact_id"); !id.ok()) return id;
   if (current) return absl::AlreadyExistsError(absl::StrCat("contact ", contact_id, " exists"));
   absl::StatusOr<Contact> contact = NormalizeContactFields(fields, SettableContactFields(), limits);
   // Report every fault at once: a missing name beside whatever else is wrong.

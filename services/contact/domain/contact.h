@@ -20,7 +20,6 @@ using Current = std::optional<eventsourcing::Versioned<Contact>>;
 
 // Size limits of one contact (the store has its own, looser, limit per event).
 struct ContactLimits {
-  size_t max_id = 64;
   size_t max_name = 200;
   size_t max_text = 128;  // owner, region, account, channel
   size_t max_emails = 10;
@@ -49,10 +48,6 @@ absl::StatusOr<Contact> NormalizeContactFields(const Contact& input,
                                                const std::vector<std::string>& paths,
                                                const ContactLimits& limits,
                                                const std::string& prefix = "contact.");
-
-// INVALID_ARGUMENT unless the id is 1..max_id of letters, digits, '-' and '_'.
-absl::Status ValidateContactId(const std::string& id, const std::string& field,
-                               const ContactLimits& limits);
 
 struct ContactAggregate {
   using State = Contact;

@@ -8,7 +8,6 @@
 #include "crm/common/field_violations.h"
 #include "crm/common/status_macros.h"
 #include "crm/common/time.h"
-#include "crm/common/uuid.h"
 #include "crm/runtime/call.h"
 #include "crm/service/commands.h"
 
@@ -66,11 +65,10 @@ absl::StatusOr<Contact> ContactService::Resolve(const std::string& contact_id) c
 absl::Status ContactService::CheckAccount(const std::string& account_id,
                                           const std::string& field) const {
   if (account_id.empty()) return absl::OkStatus();
+  CRM_RETURN_IF_ERROR(ValidateId(account_id, field));
   CRM_ASSIGN_OR_RETURN(CurrentAccount account, accounts_.Load(account_id));
   if (!account || account->state.archived()) {
-    return WithViolations(
-        absl::FailedPreconditionError(absl::StrCat(field, ": no live account ", account_id)),
-        {{field, "must name an existing, live account"}});
+    return FailedField(field, absl::StrCat("no live account ", account_id));
   }
   return absl::OkStatus();
 }
@@ -86,19 +84,17 @@ grpc::ServerUnaryReactor* ContactService::CreateContact(grpc::CallbackServerCont
                                    : request->contact_id();
         Contact fields = request->contact();
         if (fields.source_channel().empty()) fields.set_source_channel(request->channel());
-        // KPIS.md: a record's rep defaults to the acting user; integrations are nobody's rep.
-        if (fields.owner_id().empty() && principal.kind == crm::common::v1::ACTOR_KIND_USER) {
-          fields.set_owner_id(principal.subject);
-        }
-        if (absl::Status account = CheckAccount(Trim(fields.account_id()), "contact.account_id");
-            !account.ok()) {
-          return finish(account);
-        }
+        fields.set_owner_id(service::OwnerOrCaller(fields.owner_id(), principal));
+        // Answered from inside the decision, so that a retry gets its first answer even if the
+        // account has changed since.
+        const absl::Status account = CheckAccount(Trim(fields.account_id()), "contact.account_id");
         // No expected version: the domain answers ALREADY_EXISTS, and a lost race between two
         // creates is decided again into that answer.
         service::Execute(
             contacts_, principal, *request, id, 0,
-            [this, id, fields](const Current& current, absl::Time occurred_at) {
+            [this, id, fields, account](const Current& current, absl::Time occurred_at)
+                -> absl::StatusOr<eventsourcing::Events> {
+              if (!account.ok()) return account;
               return DecideCreate(current, occurred_at, id, fields, limits_);
             },
             response, std::move(finish));
@@ -111,8 +107,7 @@ grpc::ServerUnaryReactor* ContactService::GetContact(grpc::CallbackServerContext
   return runtime::Unary(
       context, *verifier_, kGet, *request,
       [this, request, response](const Principal&, Finish finish) {
-        if (absl::Status id = ValidateContactId(request->contact_id(), "contact_id", limits_);
-            !id.ok()) {
+        if (absl::Status id = ValidateId(request->contact_id(), "contact_id"); !id.ok()) {
           return finish(id);
         }
         if (request->as_of_version() < 0)
@@ -148,21 +143,20 @@ grpc::ServerUnaryReactor* ContactService::UpdateContact(grpc::CallbackServerCont
       context, *verifier_, kUpdate, *request,
       [this, request, response](const Principal& principal, Finish finish) {
         const std::string& id = request->contact().contact_id();
-        if (absl::Status valid = ValidateContactId(id, "contact.contact_id", limits_);
-            !valid.ok()) {
+        if (absl::Status valid = ValidateId(id, "contact.contact_id"); !valid.ok()) {
           return finish(valid);
         }
+        absl::Status account;  // answered from inside the decision, as in CreateContact
         for (const std::string& path : request->update_mask().paths()) {
-          if (path != "account_id") continue;
-          if (absl::Status account =
-                  CheckAccount(Trim(request->contact().account_id()), "contact.account_id");
-              !account.ok()) {
-            return finish(account);
+          if (path == "account_id") {
+            account = CheckAccount(Trim(request->contact().account_id()), "contact.account_id");
           }
         }
         service::Execute(
             contacts_, principal, *request, id, request->expected_version(),
-            [this, request](const Current& current, absl::Time) {
+            [this, request, account](const Current& current,
+                                     absl::Time) -> absl::StatusOr<eventsourcing::Events> {
+              if (!account.ok()) return account;
               return DecideUpdate(current, request->contact(), request->update_mask(), limits_);
             },
             response, std::move(finish));
@@ -193,6 +187,9 @@ grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerConte
         if (!page_size.ok()) return finish(page_size.status());
         if (!v1::LifecycleStage_IsValid(request->lifecycle_stage())) {
           return finish(InvalidField("lifecycle_stage", "unknown lifecycle stage"));
+        }
+        if (request->has_updated_since() && !IsValidTimestamp(request->updated_since())) {
+          return finish(InvalidField("updated_since", "not a valid time"));
         }
         // Scan the most selective index given; check the other filters on the loaded contact.
         std::string dimension = "all/";
@@ -243,6 +240,9 @@ grpc::ServerUnaryReactor* ContactService::FindDuplicates(grpc::CallbackServerCon
         Contact candidate;
         std::string self;
         if (!request->contact_id().empty()) {
+          if (absl::Status id = ValidateId(request->contact_id(), "contact_id"); !id.ok()) {
+            return finish(id);
+          }
           absl::StatusOr<Current> found = contacts_.Load(request->contact_id());
           if (!found.ok()) return finish(found.status());
           if (!*found)
@@ -310,10 +310,7 @@ grpc::ServerUnaryReactor* ContactService::MergeContacts(grpc::CallbackServerCont
         for (const auto& [field, id] :
              {std::pair{"winner_contact_id", request->winner_contact_id()},
               std::pair{"loser_contact_id", request->loser_contact_id()}}) {
-          if (auto valid = ValidateContactId(id, field, limits_); !valid.ok()) {
-            violations.push_back(
-                {field, std::string(valid.message()).substr(std::string(field).size() + 2)});
-          }
+          Append(violations, ValidateId(id, field));
         }
         if (violations.empty() && request->winner_contact_id() == request->loser_contact_id()) {
           violations.push_back({"loser_contact_id", "a contact cannot be merged into itself"});
@@ -324,6 +321,7 @@ grpc::ServerUnaryReactor* ContactService::MergeContacts(grpc::CallbackServerCont
         auto loser_meta = service::CommandMetaFor(principal, *request, request->loser_contact_id(),
                                                   request->loser_expected_version());
         if (!winner_meta.ok()) return finish(winner_meta.status());
+        if (!loser_meta.ok()) return finish(loser_meta.status());
         // Two streams, two appends, each idempotent under its own derived request id: a retry
         // after a failure between them completes the merge.
         if (!request->request_id().empty()) {
@@ -335,6 +333,14 @@ grpc::ServerUnaryReactor* ContactService::MergeContacts(grpc::CallbackServerCont
         if (!*loser)
           return finish(absl::NotFoundError(
               absl::StrCat("contact ", request->loser_contact_id(), " not found")));
+        // Checked before the winner absorbs anything, so a stale loser leaves no half merge.
+        if (loser_meta->expected_version != eventstore::kAnyVersion &&
+            loser_meta->expected_version != (*loser)->version &&
+            (*loser)->state.merged_into_contact_id() != request->winner_contact_id()) {
+          return finish(absl::AbortedError(absl::StrCat(
+              "contact ", request->loser_contact_id(), " is at version ", (*loser)->version,
+              ", the request expected ", loser_meta->expected_version)));
+        }
         const Contact loser_state = (*loser)->state;
         const std::string winner_id = request->winner_contact_id();
         contacts_.Handle(
@@ -375,8 +381,7 @@ grpc::ServerUnaryReactor* ContactService::ListContactEvents(
   return runtime::Unary(
       context, *verifier_, kEvents, *request,
       [this, request, response](const Principal&, Finish finish) {
-        if (absl::Status id = ValidateContactId(request->contact_id(), "contact_id", limits_);
-            !id.ok()) {
+        if (absl::Status id = ValidateId(request->contact_id(), "contact_id"); !id.ok()) {
           return finish(id);
         }
         absl::StatusOr<int> page_size = service::PageSize(request->page_size(), 100, 1000);
@@ -410,12 +415,10 @@ grpc::ServerUnaryReactor* ContactService::CreateAccount(grpc::CallbackServerCont
       context, *verifier_, kCreateAccount, *request,
       [this, request, response](const Principal& principal, Finish finish) {
         const std::string id = request->account_id().empty()
-                                   ? service::IdForCreate("c-", "contact", request->request_id())
+                                   ? service::IdForCreate("a-", "account", request->request_id())
                                    : request->account_id();
         Account fields = request->account();
-        if (fields.owner_id().empty() && principal.kind == crm::common::v1::ACTOR_KIND_USER) {
-          fields.set_owner_id(principal.subject);
-        }
+        fields.set_owner_id(service::OwnerOrCaller(fields.owner_id(), principal));
         service::Execute(
             accounts_, principal, *request, id, 0,
             [this, id, fields](const CurrentAccount& current, absl::Time occurred_at) {
@@ -431,8 +434,7 @@ grpc::ServerUnaryReactor* ContactService::GetAccount(grpc::CallbackServerContext
   return runtime::Unary(
       context, *verifier_, kGetAccount, *request,
       [this, request, response](const Principal&, Finish finish) {
-        if (absl::Status id = ValidateContactId(request->account_id(), "account_id", limits_);
-            !id.ok()) {
+        if (absl::Status id = ValidateId(request->account_id(), "account_id"); !id.ok()) {
           return finish(id);
         }
         absl::StatusOr<CurrentAccount> found = accounts_.Load(request->account_id());
@@ -448,22 +450,21 @@ grpc::ServerUnaryReactor* ContactService::GetAccount(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ContactService::UpdateAccount(grpc::CallbackServerContext* context,
                                                         const v1::UpdateAccountRequest* request,
                                                         v1::Account* response) {
-  return runtime::Unary(
-      context, *verifier_, kUpdateAccount, *request,
-      [this, request, response](const Principal& principal, Finish finish) {
-        const std::string& id = request->account().account_id();
-        if (absl::Status valid = ValidateContactId(id, "account.account_id", limits_);
-            !valid.ok()) {
-          return finish(valid);
-        }
-        service::Execute(
-            accounts_, principal, *request, id, request->expected_version(),
-            [this, request](const CurrentAccount& current, absl::Time) {
-              return DecideUpdateAccount(current, request->account(), request->update_mask(),
-                                         limits_);
-            },
-            response, std::move(finish));
-      });
+  return runtime::Unary(context, *verifier_, kUpdateAccount, *request,
+                        [this, request, response](const Principal& principal, Finish finish) {
+                          const std::string& id = request->account().account_id();
+                          if (absl::Status valid = ValidateId(id, "account.account_id");
+                              !valid.ok()) {
+                            return finish(valid);
+                          }
+                          service::Execute(
+                              accounts_, principal, *request, id, request->expected_version(),
+                              [this, request](const CurrentAccount& current, absl::Time) {
+                                return DecideUpdateAccount(current, request->account(),
+                                                           request->update_mask(), limits_);
+                              },
+                              response, std::move(finish));
+                        });
 }
 
 grpc::ServerUnaryReactor* ContactService::ArchiveAccount(grpc::CallbackServerContext* context,
@@ -532,7 +533,7 @@ grpc::ServerUnaryReactor* ContactService::ValidateReferences(
         for (const std::string& id : request->account_ids()) {
           auto* reference = response->add_accounts();
           reference->set_account_id(id);
-          if (!ValidateContactId(id, "account_ids", limits_).ok()) continue;  // malformed
+          if (!ValidateId(id, "account_ids").ok()) continue;  // malformed
           absl::StatusOr<CurrentAccount> account = accounts_.Load(id);
           if (!account.ok()) return finish(account.status());
           if (!*account) continue;
@@ -543,8 +544,7 @@ grpc::ServerUnaryReactor* ContactService::ValidateReferences(
         for (const std::string& id : request->contact_ids()) {
           auto* reference = response->add_contacts();
           reference->set_contact_id(id);
-          if (!ValidateContactId(id, "contact_ids", limits_).ok())
-            continue;  // malformed: not found
+          if (!ValidateId(id, "contact_ids").ok()) continue;  // malformed: not found
           absl::StatusOr<Contact> resolved = Resolve(id);
           if (resolved.status().code() == absl::StatusCode::kNotFound) continue;
           if (!resolved.ok()) return finish(resolved.status());

@@ -21,6 +21,7 @@
 namespace crm::contact {
 namespace {
 
+using ::crm::testing::Fields;
 using ::crm::testing::IsOk;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -89,12 +90,6 @@ class ContactServiceTest : public ::testing::Test {
     absl::Status status = Call(&ContactService::Stub::GetContact, request, &response);
     if (!status.ok()) return status;
     return response;
-  }
-
-  static std::vector<std::string> Fields(const absl::Status& status) {
-    std::vector<std::string> fields;
-    for (const auto& v : runtime::Violations(status)) fields.push_back(v.field);
-    return fields;
   }
 
   crm::testing::TempDir dir_;
@@ -357,6 +352,50 @@ TEST_F(ContactServiceTest, DuplicatesMergeAndReferencesResolveToTheWinner) {
   EXPECT_FALSE(references.contacts(1).exists());
 }
 
+TEST_F(ContactServiceTest, AMergeWithAStaleOrBadLoserVersionChangesNothing) {
+  ASSERT_THAT(Create("c-1", "Ada", "rep-1", "ada@example.com"), IsOk());
+  ASSERT_THAT(Create("c-2", "Ada", "rep-1", "ada@work.example"), IsOk());
+  MergeContactsRequest merge;
+  merge.set_winner_contact_id("c-1");
+  merge.set_loser_contact_id("c-2");
+  merge.set_loser_expected_version(-1);
+  Contact winner;
+  absl::Status refused = Call(&ContactService::Stub::MergeContacts, merge, &winner);
+  EXPECT_THAT(refused, ::crm::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Fields(refused), ElementsAre("expected_version"));
+  merge.set_loser_expected_version(7);  // c-2 is at version 1
+  EXPECT_THAT(Call(&ContactService::Stub::MergeContacts, merge, &winner),
+              ::crm::testing::StatusIs(absl::StatusCode::kAborted));
+  auto untouched = Get("c-1");
+  ASSERT_THAT(untouched, IsOk());
+  EXPECT_EQ(untouched->version(), 1) << "the winner absorbed nothing";
+  EXPECT_THAT(untouched->emails(), ElementsAre("ada@example.com"));
+  merge.set_loser_expected_version(1);
+  ASSERT_THAT(Call(&ContactService::Stub::MergeContacts, merge, &winner), IsOk());
+  EXPECT_THAT(winner.emails(), ElementsAre("ada@example.com", "ada@work.example"));
+}
+
+TEST_F(ContactServiceTest, MalformedIdsAndTimesInQueriesAreInvalidArguments) {
+  FindDuplicatesRequest duplicates;
+  duplicates.set_contact_id("not/an/id");
+  FindDuplicatesResponse found;
+  EXPECT_THAT(Fields(Call(&ContactService::Stub::FindDuplicates, duplicates, &found)),
+              ElementsAre("contact_id"));
+  ListContactsRequest list;
+  list.mutable_updated_since()->set_seconds(-1'000'000'000'000);
+  ListContactsResponse listed;
+  EXPECT_THAT(Fields(Call(&ContactService::Stub::ListContacts, list, &listed)),
+              ElementsAre("updated_since"));
+  CreateContactRequest create;
+  create.set_contact_id("c-1");
+  create.mutable_contact()->set_given_name("Ada");
+  create.mutable_contact()->set_account_id("acme/emea");
+  Contact contact;
+  absl::Status refused = Call(&ContactService::Stub::CreateContact, create, &contact);
+  EXPECT_THAT(refused, ::crm::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Fields(refused), ElementsAre("contact.account_id"));
+}
+
 TEST_F(ContactServiceTest, AccountsAndTheContactsThatReferenceThem) {
   CreateAccountRequest create;
   create.set_account_id("acme");
@@ -366,6 +405,12 @@ TEST_F(ContactServiceTest, AccountsAndTheContactsThatReferenceThem) {
   ASSERT_THAT(Call(&ContactService::Stub::CreateAccount, create, &acme), IsOk());
   EXPECT_EQ(acme.name(), "accounts/acme");
   EXPECT_EQ(acme.owner_id(), "rep-1");
+  CreateAccountRequest unnamed;
+  unnamed.set_request_id("import-7");
+  unnamed.mutable_account()->set_display_name("Globex");
+  Account globex;
+  ASSERT_THAT(Call(&ContactService::Stub::CreateAccount, unnamed, &globex), IsOk());
+  EXPECT_THAT(globex.account_id(), ::testing::StartsWith("a-")) << "derived from the request id";
 
   CreateContactRequest contact;
   contact.set_contact_id("c-1");
@@ -376,13 +421,19 @@ TEST_F(ContactServiceTest, AccountsAndTheContactsThatReferenceThem) {
   EXPECT_EQ(unknown.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(Fields(unknown), ElementsAre("contact.account_id"));
   contact.mutable_contact()->set_account_id("acme");
+  contact.set_request_id("form-1");
   ASSERT_THAT(Call(&ContactService::Stub::CreateContact, contact, &created), IsOk());
   EXPECT_EQ(created.account_id(), "acme");
 
   ArchiveAccountRequest archive;
   archive.set_account_id("acme");
   ASSERT_THAT(Call(&ContactService::Stub::ArchiveAccount, archive, &acme), IsOk());
+  Contact retried;
+  ASSERT_THAT(Call(&ContactService::Stub::CreateContact, contact, &retried), IsOk())
+      << "a retry gets its first answer, even though the account is archived now";
+  EXPECT_EQ(retried.version(), created.version());
   contact.set_contact_id("c-2");
+  contact.clear_request_id();
   EXPECT_EQ(Call(&ContactService::Stub::CreateContact, contact, &created).code(),
             absl::StatusCode::kFailedPrecondition)
       << "an archived account takes no new contacts";
@@ -391,8 +442,9 @@ TEST_F(ContactServiceTest, AccountsAndTheContactsThatReferenceThem) {
   list.set_include_archived(true);
   ListAccountsResponse accounts;
   ASSERT_THAT(Call(&ContactService::Stub::ListAccounts, list, &accounts), IsOk());
-  ASSERT_EQ(accounts.accounts_size(), 1);
+  ASSERT_EQ(accounts.accounts_size(), 2);
   EXPECT_TRUE(accounts.accounts(0).archived());
+  EXPECT_EQ(accounts.accounts(0).account_id(), "acme") << "archived ones first";
 
   RestoreAccountRequest restore;
   restore.set_account_id("acme");

@@ -76,11 +76,11 @@ eventsourcing::Events EmitLead(Lead lead) {
   return eventsourcing::Emit(std::move(event));
 }
 
-std::string StatusName(LeadStatus status) {
+}  // namespace
+
+std::string StatusKey(LeadStatus status) {
   return absl::AsciiStrToLower(v1::LeadStatus_Name(status).substr(strlen("LEAD_STATUS_")));
 }
-
-}  // namespace
 
 void LeadAggregate::Evolve(Lead& state, const eventstore::EventEnvelope& event) {
   if (v1::LeadCaptured e; event.payload().UnpackTo(&e)) {
@@ -97,7 +97,7 @@ void LeadAggregate::Evolve(Lead& state, const eventstore::EventEnvelope& event) 
 }
 
 std::vector<std::string> LeadAggregate::IndexKeys(const std::string& id, const Lead& state) {
-  const std::string status = StatusName(state.status());
+  const std::string status = StatusKey(state.status());
   std::vector<std::string> keys = {absl::StrCat("lead/all/", id),
                                    absl::StrCat("lead/status/", status, "/", id),
                                    absl::StrCat("lead/source/", state.source(), "/", id)};
@@ -172,7 +172,7 @@ absl::StatusOr<eventsourcing::Events> DecideQualifyLead(const CurrentLead& curre
   const LeadStatus status = current->state.status();
   if (status != v1::LEAD_STATUS_NEW && status != v1::LEAD_STATUS_DISQUALIFIED) {
     return absl::FailedPreconditionError(
-        absl::StrCat("a ", StatusName(status), " lead cannot be qualified"));
+        absl::StrCat("a ", StatusKey(status), " lead cannot be qualified"));
   }
   Lead lead = current->state;
   lead.set_status(v1::LEAD_STATUS_QUALIFIED);
@@ -191,7 +191,7 @@ absl::StatusOr<eventsourcing::Events> DecideDisqualifyLead(const CurrentLead& cu
   const LeadStatus status = current->state.status();
   if (status != v1::LEAD_STATUS_NEW && status != v1::LEAD_STATUS_QUALIFIED) {
     return absl::FailedPreconditionError(
-        absl::StrCat("a ", StatusName(status), " lead cannot be disqualified"));
+        absl::StrCat("a ", StatusKey(status), " lead cannot be disqualified"));
   }
   Lead lead = current->state;
   lead.set_status(v1::LEAD_STATUS_DISQUALIFIED);
@@ -211,7 +211,7 @@ absl::Status CheckConvertible(const CurrentLead& current) {
           "lead ", lead.lead_id(), " was converted into opportunity ", lead.opportunity_id()));
     default:
       return absl::FailedPreconditionError(absl::StrCat(
-          "a ", StatusName(lead.status()), " lead cannot be converted (qualify it first)"));
+          "a ", StatusKey(lead.status()), " lead cannot be converted (qualify it first)"));
   }
 }
 

@@ -16,6 +16,9 @@ namespace crm::pipeline {
 
 using CurrentLead = std::optional<eventsourcing::Versioned<Lead>>;
 
+// A status as it appears in index keys ("qualified").
+std::string StatusKey(v1::LeadStatus status);
+
 struct LeadAggregate {
   using State = Lead;
   static constexpr char kStreamType[] = "lead";

@@ -17,14 +17,9 @@ namespace {
 
 using crm::common::v1::Date;
 
-std::string StatusName(v1::OpportunityStatus status) {
-  return absl::AsciiStrToLower(
-      v1::OpportunityStatus_Name(status).substr(strlen("OPPORTUNITY_STATUS_")));
-}
-
 absl::Status NotOpen(const Opportunity& opportunity, const std::string& what) {
   return absl::FailedPreconditionError(absl::StrCat("opportunity ", opportunity.opportunity_id(),
-                                                    " is ", StatusName(opportunity.status()),
+                                                    " is ", StatusKey(opportunity.status()),
                                                     ": only open opportunities can ", what));
 }
 
@@ -142,6 +137,11 @@ std::unique_ptr<Event> EventWith(Opportunity opportunity) {
 
 }  // namespace
 
+std::string StatusKey(v1::OpportunityStatus status) {
+  return absl::AsciiStrToLower(
+      v1::OpportunityStatus_Name(status).substr(strlen("OPPORTUNITY_STATUS_")));
+}
+
 void OpportunityAggregate::Evolve(Opportunity& state, const eventstore::EventEnvelope& event) {
   const google::protobuf::Any& payload = event.payload();
   if (v1::OpportunityOpened e; payload.UnpackTo(&e)) {
@@ -167,7 +167,7 @@ std::vector<std::string> OpportunityAggregate::IndexKeys(const std::string& id,
       absl::StrCat("opportunity/all/", id),
       absl::StrCat("opportunity/pipeline/", state.pipeline_id(), "/", id),
       absl::StrCat("opportunity/stage/", state.stage_id(), "/", id),
-      absl::StrCat("opportunity/status/", StatusName(state.status()), "/", id)};
+      absl::StrCat("opportunity/status/", StatusKey(state.status()), "/", id)};
   if (!state.owner_id().empty()) {
     keys.push_back(absl::StrCat("opportunity/owner/", state.owner_id(), "/", id));
   }

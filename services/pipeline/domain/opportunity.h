@@ -21,6 +21,9 @@ namespace crm::pipeline {
 
 using CurrentOpportunity = std::optional<eventsourcing::Versioned<Opportunity>>;
 
+// A status as it appears in index keys ("won").
+std::string StatusKey(v1::OpportunityStatus status);
+
 struct OpportunityAggregate {
   using State = Opportunity;
   static constexpr char kStreamType[] = "opportunity";

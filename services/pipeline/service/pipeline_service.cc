@@ -41,17 +41,6 @@ absl::Status NotFound(const std::string& what, const std::string& id) {
   return absl::NotFoundError(absl::StrCat(what, " ", id, " not found"));
 }
 
-absl::Status MissingReference(const std::string& field, const std::string& what) {
-  return WithViolations(absl::FailedPreconditionError(absl::StrCat(field, ": ", what)),
-                        {{field, what}});
-}
-
-// KPIS.md: a record's rep defaults to the acting user; integrations are nobody's rep.
-std::string DefaultOwner(const std::string& given, const Principal& principal) {
-  if (!given.empty() || principal.kind != crm::common::v1::ACTOR_KIND_USER) return given;
-  return principal.subject;
-}
-
 // For GetOpportunity and friends: the id checked, the record loaded, NOT_FOUND when absent.
 template <typename Repository>
 absl::StatusOr<typename Repository::State> LoadExisting(const Repository& repository,
@@ -93,13 +82,22 @@ absl::StatusOr<Pipeline> PipelineService::PipelineRevision(const std::string& pi
                                                   ? pipelines_.LoadVersion(pipeline_id, revision)
                                                   : pipelines_.Load(pipeline_id));
   if (!found || (revision > 0 && found->version != revision)) {
-    return MissingReference(
-        field, revision > 0 ? absl::StrCat("pipeline ", pipeline_id, " has no revision ", revision)
-                            : absl::StrCat("no pipeline ", pipeline_id));
+    return absl::NotFoundError(
+        revision > 0 ? absl::StrCat("pipeline ", pipeline_id, " has no revision ", revision)
+                     : absl::StrCat("pipeline ", pipeline_id, " not found"));
   }
   absl::MutexLock lock(&cache_mu_);
   revisions_.emplace(std::make_pair(pipeline_id, found->version), found->state);
   return found->state;
+}
+
+absl::StatusOr<Pipeline> PipelineService::ReferencedPipeline(const std::string& pipeline_id,
+                                                             const std::string& field) {
+  absl::StatusOr<Pipeline> pipeline = PipelineRevision(pipeline_id, 0, field);
+  if (pipeline.status().code() == absl::StatusCode::kNotFound) {
+    return FailedField(field, absl::StrCat("no pipeline ", pipeline_id));
+  }
+  return pipeline;
 }
 
 absl::StatusOr<PipelineService::Parties> PipelineService::CheckParties(
@@ -107,6 +105,10 @@ absl::StatusOr<PipelineService::Parties> PipelineService::CheckParties(
     const std::string& field_prefix) const {
   Parties parties{.contact_id = contact_id};
   if (account_id.empty() && contact_id.empty()) return parties;
+  std::vector<FieldViolation> malformed;
+  if (!account_id.empty()) Append(malformed, ValidateId(account_id, field_prefix + "account_id"));
+  if (!contact_id.empty()) Append(malformed, ValidateId(contact_id, field_prefix + "contact_id"));
+  if (!malformed.empty()) return InvalidArgument(std::move(malformed));
   std::vector<std::string> contact_ids, account_ids;
   if (!contact_id.empty()) contact_ids.push_back(contact_id);
   if (!account_id.empty()) account_ids.push_back(account_id);
@@ -115,16 +117,16 @@ absl::StatusOr<PipelineService::Parties> PipelineService::CheckParties(
   if (!account_id.empty()) {
     if (references.accounts_size() != 1 || !references.accounts(0).exists() ||
         references.accounts(0).archived()) {
-      return MissingReference(field_prefix + "account_id",
-                              absl::StrCat("no live account ", account_id, " in contact-service"));
+      return FailedField(field_prefix + "account_id",
+                         absl::StrCat("no live account ", account_id, " in contact-service"));
     }
     parties.account_region = references.accounts(0).region();
   }
   if (!contact_id.empty()) {
     if (references.contacts_size() != 1 || !references.contacts(0).exists() ||
         references.contacts(0).archived()) {
-      return MissingReference(field_prefix + "contact_id",
-                              absl::StrCat("no live contact ", contact_id, " in contact-service"));
+      return FailedField(field_prefix + "contact_id",
+                         absl::StrCat("no live contact ", contact_id, " in contact-service"));
     }
     parties.contact_id = references.contacts(0).resolved_contact_id();
   }
@@ -161,9 +163,6 @@ grpc::ServerUnaryReactor* PipelineService::GetPipeline(grpc::CallbackServerConte
                           }
                           absl::StatusOr<Pipeline> found = PipelineRevision(
                               request->pipeline_id(), request->revision(), "pipeline_id");
-                          if (found.status().code() == absl::StatusCode::kFailedPrecondition) {
-                            return finish(absl::NotFoundError(found.status().message()));
-                          }
                           if (found.ok()) *response = *std::move(found);
                           finish(found.status());
                         });
@@ -201,7 +200,7 @@ grpc::ServerUnaryReactor* PipelineService::CaptureLead(grpc::CallbackServerConte
                                    : request->lead_id();
         Lead fields = request->lead();
         if (fields.channel().empty()) fields.set_channel(request->channel());
-        fields.set_owner_id(DefaultOwner(fields.owner_id(), principal));
+        fields.set_owner_id(service::OwnerOrCaller(fields.owner_id(), principal));
         service::Execute(
             leads_, principal, *request, id, 0,
             [this, id, fields](const CurrentLead& current, absl::Time occurred_at) {
@@ -241,10 +240,7 @@ grpc::ServerUnaryReactor* PipelineService::ListLeads(grpc::CallbackServerContext
         } else if (!request->owner_id().empty()) {
           prefix = absl::StrCat("lead/owner/", request->owner_id(), "/");
         } else if (status != v1::LEAD_STATUS_UNSPECIFIED) {
-          prefix = absl::StrCat(
-              "lead/status/",
-              absl::AsciiStrToLower(v1::LeadStatus_Name(status).substr(strlen("LEAD_STATUS_"))),
-              "/");
+          prefix = absl::StrCat("lead/status/", StatusKey(status), "/");
         } else if (!request->channel().empty()) {
           prefix = absl::StrCat("lead/channel/", request->channel(), "/");
         }
@@ -356,10 +352,11 @@ absl::StatusOr<v1::ConvertLeadResponse> PipelineService::Convert(
                                                from.person().given_name().empty() ? "" : " ",
                                                from.person().family_name()));
   }
-  if (fields.owner_id().empty()) fields.set_owner_id(DefaultOwner(from.owner_id(), principal));
+  if (fields.owner_id().empty())
+    fields.set_owner_id(service::OwnerOrCaller(from.owner_id(), principal));
   if (fields.region().empty()) fields.set_region(from.region());
   CRM_ASSIGN_OR_RETURN(Pipeline pipeline,
-                       PipelineRevision(fields.pipeline_id(), 0, "opportunity.pipeline_id"));
+                       ReferencedPipeline(fields.pipeline_id(), "opportunity.pipeline_id"));
   CRM_RETURN_IF_ERROR(DecideOpenOpportunity(std::nullopt, occurred_at, opportunity_id, fields,
                                             pipeline, lead_id, limits_)
                           .status());
@@ -453,20 +450,25 @@ grpc::ServerUnaryReactor* PipelineService::OpenOpportunity(
                       ? service::IdForCreate("o-", "opportunity", request->request_id())
                       : request->opportunity_id();
               Opportunity fields = request->opportunity();
-              fields.set_owner_id(DefaultOwner(fields.owner_id(), principal));
+              fields.set_owner_id(service::OwnerOrCaller(fields.owner_id(), principal));
+              // References are answered from inside the decision, so that a retry gets its first
+              // answer even if a reference has changed since.
               absl::StatusOr<Pipeline> pipeline =
-                  PipelineRevision(fields.pipeline_id(), 0, "opportunity.pipeline_id");
-              if (!pipeline.ok()) return finish(pipeline.status());
+                  ReferencedPipeline(fields.pipeline_id(), "opportunity.pipeline_id");
               absl::StatusOr<Parties> parties =
                   CheckParties(token, fields.account_id(), fields.contact_id(), "opportunity.");
-              if (!parties.ok()) return finish(parties.status());
-              if (fields.region().empty()) fields.set_region(parties->account_region);
-              fields.set_contact_id(parties->contact_id);
+              if (parties.ok()) {
+                if (fields.region().empty()) fields.set_region(parties->account_region);
+                fields.set_contact_id(parties->contact_id);
+              }
               service::Execute(
                   opportunities_, principal, *request, id, 0,
-                  [this, id, fields, pipeline = *std::move(pipeline)](
-                      const CurrentOpportunity& current, absl::Time occurred_at) {
-                    return DecideOpenOpportunity(current, occurred_at, id, fields, pipeline, "",
+                  [this, id, fields, pipeline, parties](
+                      const CurrentOpportunity& current,
+                      absl::Time occurred_at) -> absl::StatusOr<eventsourcing::Events> {
+                    if (!pipeline.ok()) return pipeline.status();
+                    if (!parties.ok()) return parties.status();
+                    return DecideOpenOpportunity(current, occurred_at, id, fields, *pipeline, "",
                                                  limits_);
                   },
                   response, std::move(finish));
@@ -508,30 +510,31 @@ grpc::ServerUnaryReactor* PipelineService::UpdateOpportunity(
   return runtime::Unary(
       context, *verifier_, kUpdate, *request,
       [this, context, request, response](const Principal& principal, Finish finish) {
-        absl::Status queued =
-            executor_.Submit([this, principal, token = runtime::BearerToken(*context), request,
-                              response, finish]() mutable {
-              const std::string& id = request->opportunity().opportunity_id();
-              if (absl::Status valid = ValidateId(id, "opportunity.opportunity_id"); !valid.ok()) {
-                return finish(valid);
-              }
-              std::string account_id, contact_id;  // references the update sets
-              for (const std::string& path : request->update_mask().paths()) {
-                if (path == "account_id") account_id = request->opportunity().account_id();
-                if (path == "contact_id") contact_id = request->opportunity().contact_id();
-              }
-              absl::StatusOr<Parties> parties =
-                  CheckParties(token, account_id, contact_id, "opportunity.");
-              if (!parties.ok()) return finish(parties.status());
-              Opportunity patch = request->opportunity();
-              if (!contact_id.empty()) patch.set_contact_id(parties->contact_id);
-              service::Execute(
-                  opportunities_, principal, *request, id, request->expected_version(),
-                  [this, request, patch](const CurrentOpportunity& current, absl::Time) {
-                    return DecideUpdateOpportunity(current, patch, request->update_mask(), limits_);
-                  },
-                  response, std::move(finish));
-            });
+        absl::Status queued = executor_.Submit([this, principal,
+                                                token = runtime::BearerToken(*context), request,
+                                                response, finish]() mutable {
+          const std::string& id = request->opportunity().opportunity_id();
+          if (absl::Status valid = ValidateId(id, "opportunity.opportunity_id"); !valid.ok()) {
+            return finish(valid);
+          }
+          std::string account_id, contact_id;  // references the update sets
+          for (const std::string& path : request->update_mask().paths()) {
+            if (path == "account_id") account_id = request->opportunity().account_id();
+            if (path == "contact_id") contact_id = request->opportunity().contact_id();
+          }
+          absl::StatusOr<Parties> parties =  // answered inside the decision, as in Open
+              CheckParties(token, account_id, contact_id, "opportunity.");
+          Opportunity patch = request->opportunity();
+          if (parties.ok() && !contact_id.empty()) patch.set_contact_id(parties->contact_id);
+          service::Execute(
+              opportunities_, principal, *request, id, request->expected_version(),
+              [this, request, patch, parties](const CurrentOpportunity& current,
+                                              absl::Time) -> absl::StatusOr<eventsourcing::Events> {
+                if (!parties.ok()) return parties.status();
+                return DecideUpdateOpportunity(current, patch, request->update_mask(), limits_);
+              },
+              response, std::move(finish));
+        });
         if (!queued.ok()) finish(queued);
       });
 }
@@ -646,10 +649,7 @@ grpc::ServerUnaryReactor* PipelineService::ListOpportunities(
         } else if (!request->pipeline_id().empty()) {
           prefix = absl::StrCat("opportunity/pipeline/", request->pipeline_id(), "/");
         } else if (status != v1::OPPORTUNITY_STATUS_UNSPECIFIED) {
-          prefix = absl::StrCat("opportunity/status/",
-                                absl::AsciiStrToLower(v1::OpportunityStatus_Name(status).substr(
-                                    strlen("OPPORTUNITY_STATUS_"))),
-                                "/");
+          prefix = absl::StrCat("opportunity/status/", StatusKey(status), "/");
         }
         absl::StatusOr<std::string> next = service::ScanIndexPage(
             store_, {prefix}, request->page_token(), *page_size,

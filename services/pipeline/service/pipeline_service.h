@@ -83,9 +83,14 @@ class PipelineService final : public v1::PipelineService::CallbackService {
   using Leads = eventsourcing::Repository<LeadAggregate>;
   using Opportunities = eventsourcing::Repository<OpportunityAggregate>;
 
-  // The pipeline at a revision (0 = latest). Revisions never change, so they are cached.
+  // The pipeline at a revision (0 = latest); NOT_FOUND when absent, `field` names a malformed
+  // id. Revisions never change, so they are cached.
   absl::StatusOr<Pipeline> PipelineRevision(const std::string& pipeline_id, int64_t revision,
                                             const std::string& field);
+  // The latest revision of a pipeline a command names: FAILED_PRECONDITION on `field` when
+  // there is none.
+  absl::StatusOr<Pipeline> ReferencedPipeline(const std::string& pipeline_id,
+                                              const std::string& field);
 
   // What contact-service says of the account and contact a command names.
   struct Parties {

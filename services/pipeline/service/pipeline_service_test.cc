@@ -29,6 +29,7 @@
 namespace crm::pipeline {
 namespace {
 
+using ::crm::testing::Fields;
 using ::crm::testing::IsOk;
 using ::crm::testing::StatusIs;
 using ::testing::ElementsAre;
@@ -42,12 +43,6 @@ using ContactStub = crm::contact::v1::ContactService::Stub;
 constexpr char kSecret[] = "pipeline-service-test-secret-xxxx";
 constexpr char kCreateContact[] = "/crm.contact.v1.ContactService/CreateContact";
 constexpr char kCreateAccount[] = "/crm.contact.v1.ContactService/CreateAccount";
-
-std::vector<std::string> Fields(const absl::Status& status) {
-  std::vector<std::string> fields;
-  for (const auto& v : runtime::Violations(status)) fields.push_back(v.field);
-  return fields;
-}
 
 class PipelineServiceTest : public ::testing::Test {
  protected:
@@ -305,6 +300,16 @@ TEST_F(PipelineServiceTest, OpportunitiesMoveCloseReopenAndAreListed) {
   absl::Status refused = Open("o-x", missing_account).status();
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(Fields(refused), ElementsAre("opportunity.account_id"));
+  Opportunity malformed = Deal();
+  malformed.set_contact_id("not/an/id");
+  refused = Open("o-w", malformed).status();
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Fields(refused), ElementsAre("opportunity.contact_id"));
+  Opportunity elsewhere = Deal();
+  elsewhere.set_pipeline_id("no-such-pipeline");
+  refused = Open("o-z", elsewhere).status();
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Fields(refused), ElementsAre("opportunity.pipeline_id"));
   EXPECT_THAT(Open("o-y", Deal(2, std::numeric_limits<int64_t>::max())).status(),
               StatusIs(absl::StatusCode::kInvalidArgument));
   ASSERT_THAT(Open("o-2", Deal()), IsOk());
@@ -513,6 +518,26 @@ TEST_F(PipelineServiceTest, AMergedContactResolvesToItsWinner) {
   ASSERT_THAT(Call(&Stub::UpdateOpportunity, update, &updated), IsOk());
   EXPECT_EQ(updated.contact_id(), "c-winner");
   EXPECT_EQ(updated.display_name(), "Renamed");
+
+  // A retried open gets its first answer even after its contact was archived since.
+  OpenOpportunityRequest open;
+  open.set_request_id("open-2");
+  *open.mutable_opportunity() = Deal();
+  open.mutable_opportunity()->set_display_name("Second deal");
+  open.mutable_opportunity()->set_contact_id("c-winner");
+  Opportunity first;
+  ASSERT_THAT(Call(&Stub::OpenOpportunity, open, &first), IsOk());
+  crm::contact::v1::ArchiveContactRequest archive;
+  archive.set_contact_id("c-winner");
+  crm::contact::v1::Contact archived;
+  ASSERT_THAT(CallContacts(&ContactStub::ArchiveContact, archive, &archived), IsOk());
+  Opportunity again;
+  ASSERT_THAT(Call(&Stub::OpenOpportunity, open, &again), IsOk());
+  EXPECT_EQ(again.opportunity_id(), first.opportunity_id());
+  open.set_request_id("open-3");
+  EXPECT_THAT(Call(&Stub::OpenOpportunity, open, &again),
+              StatusIs(absl::StatusCode::kFailedPrecondition))
+      << "a new request names an archived contact";
 }
 
 TEST_F(PipelineServiceTest, ValidateReferencesChecksManyIdsInOneCall) {

@@ -62,6 +62,12 @@ inline absl::Status InvalidField(std::string field, std::string description) {
   return InvalidArgument({{std::move(field), std::move(description)}});
 }
 
+// FAILED_PRECONDITION naming the field whose reference does not hold (no such live record).
+inline absl::Status FailedField(std::string field, std::string description) {
+  absl::Status status = absl::FailedPreconditionError(absl::StrCat(field, ": ", description));
+  return WithViolations(std::move(status), {{std::move(field), std::move(description)}});
+}
+
 inline std::vector<FieldViolation> Violations(const absl::Status& status) {
   auto payload = status.GetPayload(kBadRequestTypeUrl);  // absl::optional in Debian's build
   crm::common::v1::BadRequest bad_request;

@@ -252,7 +252,12 @@ class Repository {
       return absl::AlreadyExistsError(absl::StrCat("request_id: ", meta.request_id,
                                                    " was already used for ", recorded->stream_id));
     }
-    CRM_ASSIGN_OR_RETURN(Current then, LoadVersion(meta.stream_id, recorded->last_version));
+    // Usually the retry comes before anything else changed the record: its stored state is
+    // the answer, and only otherwise is the stream folded up to the recorded version.
+    CRM_ASSIGN_OR_RETURN(Current then, Load(meta.stream_id));
+    if (!then || then->version != recorded->last_version) {
+      CRM_ASSIGN_OR_RETURN(then, LoadVersion(meta.stream_id, recorded->last_version));
+    }
     if (!then) return absl::InternalError("recorded request without events");
     return CommandResult<State>{.after = *std::move(then), .append = *recorded};
   }

@@ -10,6 +10,7 @@
 #include "absl/time/civil_time.h"
 #include "crm/common/field_violations.h"
 #include "crm/eventsourcing/repository.h"
+#include "crm/testing/testing.h"
 #include "gtest/gtest.h"
 
 namespace crm::eventsourcing::testing {
@@ -52,11 +53,6 @@ Current<Aggregate> Then(Current<Aggregate> current, const absl::StatusOr<Events>
   return Apply<Aggregate>(std::move(current), events, at);
 }
 
-// The fields an error names.
-inline std::vector<std::string> Fields(const absl::Status& status) {
-  std::vector<std::string> fields;
-  for (const auto& v : Violations(status)) fields.push_back(v.field);
-  return fields;
-}
+using ::crm::testing::Fields;  // the fields an error names
 
 }  // namespace crm::eventsourcing::testing

@@ -38,6 +38,13 @@ std::string IdForCreate(std::string_view prefix, std::string_view kind,
 // A stable id derived from `seed` alone: "<prefix><24 hex digits>".
 std::string DerivedId(std::string_view prefix, std::string_view seed);
 
+// The rep of a new record: the one given, else the acting user (KPIS.md); integrations are
+// nobody's rep.
+inline std::string OwnerOrCaller(const std::string& given, const runtime::Principal& principal) {
+  if (!given.empty() || principal.kind != crm::common::v1::ACTOR_KIND_USER) return given;
+  return principal.subject;
+}
+
 // The metadata every mutating request carries (request_id, channel, occurred_at), checked, for
 // the stream of record `id`. Field violations name every offending field.
 template <typename Request>

@@ -6,9 +6,11 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "crm/common/field_violations.h"
 #include "gmock/gmock.h"
 
 namespace crm::testing {
@@ -17,6 +19,13 @@ inline const absl::Status& GetStatus(const absl::Status& status) { return status
 template <typename T>
 const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
   return status_or.status();
+}
+
+// The fields an error names (its google.rpc.BadRequest violations), in order.
+inline std::vector<std::string> Fields(const absl::Status& status) {
+  std::vector<std::string> fields;
+  for (const auto& v : Violations(status)) fields.push_back(v.field);
+  return fields;
 }
 
 MATCHER(IsOk, "is OK") {
