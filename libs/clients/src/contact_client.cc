@@ -1,20 +1,12 @@
 #include "crm/clients/contact_client.h"
 
-#include "absl/strings/str_cat.h"
-#include "crm/runtime/status.h"
+#include "callee_status.h"
 
 namespace crm::clients {
 namespace {
 
-// The callee's error, its code and violations kept, its origin named for the logs.
 absl::Status FromContactService(const std::string& method, absl::Status status) {
-  if (status.ok() || status.code() == absl::StatusCode::kAlreadyExists) return status;
-  absl::Status named(status.code(),
-                     absl::StrCat("contact-service ", method, ": ", std::string(status.message())));
-  status.ForEachPayload([&named](absl::string_view url, const absl::Cord& payload) {
-    named.SetPayload(url, payload);
-  });
-  return named;
+  return internal::CalleeStatus("contact-service", method, std::move(status));
 }
 
 }  // namespace

@@ -215,14 +215,9 @@ grpc::ServerUnaryReactor* ContactService::ListContacts(grpc::CallbackServerConte
                  (!request->has_updated_since() ||
                   FromProto(c.update_time()) >= FromProto(request->updated_since()));
         };
-        absl::StatusOr<std::string> next = service::ScanIndexPage(
-            store_, prefixes, request->page_token(), *page_size,
-            [&](const std::string&, const std::string& id) -> absl::StatusOr<service::Offer> {
-              CRM_ASSIGN_OR_RETURN(Current contact, contacts_.Load(id));
-              if (!contact || !matches(contact->state)) return service::Offer::kSkipped;
-              *response->add_contacts() = contact->state;
-              return service::Offer::kTaken;
-            });
+        absl::StatusOr<std::string> next =
+            service::PageOfRecords(store_, contacts_, prefixes, request->page_token(), *page_size,
+                                   response->mutable_contacts(), matches);
         if (!next.ok()) return finish(next.status());
         response->set_next_page_token(*next);
         finish(absl::OkStatus());
@@ -498,17 +493,12 @@ grpc::ServerUnaryReactor* ContactService::ListAccounts(grpc::CallbackServerConte
         std::vector<std::string> prefixes;
         if (request->include_archived()) prefixes.push_back("account/archived/" + dimension);
         prefixes.push_back("account/live/" + dimension);
-        absl::StatusOr<std::string> next = service::ScanIndexPage(
-            store_, prefixes, request->page_token(), *page_size,
-            [&](const std::string&, const std::string& id) -> absl::StatusOr<service::Offer> {
-              CRM_ASSIGN_OR_RETURN(CurrentAccount account, accounts_.Load(id));
-              if (!account ||
-                  (!request->region().empty() && account->state.region() != request->region())) {
-                return service::Offer::kSkipped;
-              }
-              *response->add_accounts() = account->state;
-              return service::Offer::kTaken;
-            });
+        auto in_region = [request](const Account& account) {
+          return request->region().empty() || account.region() == request->region();
+        };
+        absl::StatusOr<std::string> next =
+            service::PageOfRecords(store_, accounts_, prefixes, request->page_token(), *page_size,
+                                   response->mutable_accounts(), in_region);
         if (!next.ok()) return finish(next.status());
         response->set_next_page_token(*next);
         finish(absl::OkStatus());

@@ -4,9 +4,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "crm/common/field_violations.h"
+#include "crm/common/field_checker.h"
 #include "crm/common/ids.h"
 #include "crm/common/time.h"
+#include "crm/eventsourcing/full_state.h"
 #include "crm/pipeline/v1/events.pb.h"
 
 namespace crm::pipeline {
@@ -14,35 +15,20 @@ namespace {
 
 using v1::LeadStatus;
 
-// Trims and checks each field; too long is RESOURCE_EXHAUSTED, malformed INVALID_ARGUMENT,
-// every offending field named at once.
-class Checker {
+// The pipeline's size limits on a FieldChecker.
+class Checker : public FieldChecker {
  public:
   explicit Checker(const PipelineLimits& limits) : limits_(limits) {}
 
-  std::string Text(const std::string& field, const std::string& value, size_t max) {
-    std::string trimmed(absl::StripAsciiWhitespace(value));
-    if (trimmed.size() > max) {
-      too_large_.push_back({field, absl::StrCat("longer than ", max, " bytes")});
-    }
-    return trimmed;
-  }
   std::string Name(const std::string& field, const std::string& value) {
     return Text(field, value, limits_.max_name);
   }
   std::string Short(const std::string& field, const std::string& value) {
     return Text(field, value, limits_.max_text);
   }
-  void Invalid(std::string field, std::string description) {
-    invalid_.push_back({std::move(field), std::move(description)});
-  }
-
-  absl::Status Result() { return FieldFaults(too_large_, invalid_); }
 
  private:
   const PipelineLimits& limits_;
-  std::vector<FieldViolation> too_large_;
-  std::vector<FieldViolation> invalid_;
 };
 
 bool IsEmail(const std::string& email) {
@@ -83,17 +69,9 @@ std::string StatusKey(LeadStatus status) {
 }
 
 void LeadAggregate::Evolve(Lead& state, const eventstore::EventEnvelope& event) {
-  if (v1::LeadCaptured e; event.payload().UnpackTo(&e)) {
-    state = e.lead();
-  } else if (v1::LeadQualified e; event.payload().UnpackTo(&e)) {
-    state = e.lead();
-  } else if (v1::LeadDisqualified e; event.payload().UnpackTo(&e)) {
-    state = e.lead();
-  } else if (v1::LeadConverted e; event.payload().UnpackTo(&e)) {
-    state = e.lead();
-  }
-  state.set_version(event.stream_version());
-  *state.mutable_update_time() = event.occurred_at();
+  eventsourcing::EvolveFromFullState<v1::LeadCaptured, v1::LeadQualified, v1::LeadDisqualified,
+                                     v1::LeadConverted>(state, event,
+                                                        [](const auto& e) { return e.lead(); });
 }
 
 std::vector<std::string> LeadAggregate::IndexKeys(const std::string& id, const Lead& state) {

@@ -4,10 +4,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
-#include "crm/common/field_violations.h"
+#include "crm/common/field_checker.h"
 #include "crm/common/ids.h"
 #include "crm/common/money.h"
 #include "crm/common/time.h"
+#include "crm/eventsourcing/full_state.h"
 #include "crm/pipeline/v1/events.pb.h"
 #include "google/protobuf/util/field_mask_util.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -28,19 +29,12 @@ absl::Status NotOpen(const Opportunity& opportunity, const std::string& what) {
 absl::StatusOr<Opportunity> Normalize(const Opportunity& input,
                                       const std::vector<std::string>& paths,
                                       const PipelineLimits& limits) {
-  std::vector<FieldViolation> invalid;
-  std::vector<FieldViolation> too_large;
+  FieldChecker check;
   auto text = [&](const std::string& path, const std::string& value, size_t max) {
-    std::string trimmed(absl::StripAsciiWhitespace(value));
-    if (trimmed.size() > max) {
-      too_large.push_back({"opportunity." + path, absl::StrCat("longer than ", max, " bytes")});
-    }
-    return trimmed;
+    return check.Text("opportunity." + path, value, max);
   };
   auto id = [&](const std::string& path, const std::string& value) {
-    std::string trimmed(absl::StripAsciiWhitespace(value));
-    if (!trimmed.empty()) Append(invalid, ValidateId(trimmed, "opportunity." + path));
-    return trimmed;
+    return check.Id("opportunity." + path, value);
   };
   Opportunity out;
   for (const std::string& path : paths) {
@@ -58,16 +52,16 @@ absl::StatusOr<Opportunity> Normalize(const Opportunity& input,
       out.set_currency_code(
           absl::AsciiStrToUpper(text(path, input.currency_code(), limits.max_text)));
       if (!out.currency_code().empty() && !IsCurrencyCode(out.currency_code())) {
-        invalid.push_back({"opportunity.currency_code", "must be an ISO 4217 code like EUR"});
+        check.Invalid("opportunity.currency_code", "must be an ISO 4217 code like EUR");
       }
     } else if (path == "expected_close_date") {
-      Append(invalid, ValidateDate(input.expected_close_date(), "opportunity.expected_close_date"));
+      check.Add(ValidateDate(input.expected_close_date(), "opportunity.expected_close_date"));
       if (input.has_expected_close_date() && !DateKey(input.expected_close_date()).empty()) {
         *out.mutable_expected_close_date() = input.expected_close_date();
       }
     } else if (path == "lines") {
       if (input.lines_size() > limits.max_lines) {
-        too_large.push_back({"opportunity.lines", absl::StrCat("at most ", limits.max_lines)});
+        check.TooLarge("opportunity.lines", absl::StrCat("at most ", limits.max_lines));
       }
       int64_t total = 0;
       bool total_fits = true;
@@ -75,16 +69,16 @@ absl::StatusOr<Opportunity> Normalize(const Opportunity& input,
         const std::string field = absl::StrCat("opportunity.lines[", i, "]");
         v1::ProductLine line = input.lines(i);
         line.set_product_id(std::string(absl::StripAsciiWhitespace(line.product_id())));
-        Append(invalid, ValidateId(line.product_id(), field + ".product_id"));
-        if (line.quantity() < 1) invalid.push_back({field + ".quantity", "must be at least 1"});
+        check.Add(ValidateId(line.product_id(), field + ".product_id"));
+        if (line.quantity() < 1) check.Invalid(field + ".quantity", "must be at least 1");
         if (line.unit_price_minor() < 0) {
-          invalid.push_back({field + ".unit_price_minor", "must not be negative"});
+          check.Invalid(field + ".unit_price_minor", "must not be negative");
         }
         const std::optional<int64_t> amount =
             CheckedMultiply(line.quantity(), line.unit_price_minor());
         if (!amount) {
-          invalid.push_back(
-              {field, "quantity x unit_price_minor is larger than the largest amount (2^63-1)"});
+          check.Invalid(field,
+                        "quantity x unit_price_minor is larger than the largest amount (2^63-1)");
           total_fits = false;
         } else {
           line.set_amount_minor(*amount);
@@ -94,16 +88,16 @@ absl::StatusOr<Opportunity> Normalize(const Opportunity& input,
         }
         *out.add_lines() = std::move(line);
       }
-      if (!total_fits && invalid.empty()) {
-        invalid.push_back(
-            {"opportunity.lines", "the lines' total is larger than the largest amount (2^63-1)"});
+      if (!total_fits && !check.HasInvalid()) {
+        check.Invalid("opportunity.lines",
+                      "the lines' total is larger than the largest amount (2^63-1)");
       }
       out.set_amount_minor(total);
     } else {
-      invalid.push_back({"opportunity." + path, "is not a field that can be set"});
+      check.Invalid("opportunity." + path, "is not a field that can be set");
     }
   }
-  if (absl::Status faults = FieldFaults(std::move(too_large), std::move(invalid)); !faults.ok()) {
+  if (absl::Status faults = check.Result(); !faults.ok()) {
     return faults;
   }
   return out;
@@ -143,22 +137,10 @@ std::string StatusKey(v1::OpportunityStatus status) {
 }
 
 void OpportunityAggregate::Evolve(Opportunity& state, const eventstore::EventEnvelope& event) {
-  const google::protobuf::Any& payload = event.payload();
-  if (v1::OpportunityOpened e; payload.UnpackTo(&e)) {
-    state = e.opportunity();
-  } else if (v1::OpportunityUpdated e; payload.UnpackTo(&e)) {
-    state = e.opportunity();
-  } else if (v1::OpportunityStageMoved e; payload.UnpackTo(&e)) {
-    state = e.opportunity();
-  } else if (v1::OpportunityWon e; payload.UnpackTo(&e)) {
-    state = e.opportunity();
-  } else if (v1::OpportunityLost e; payload.UnpackTo(&e)) {
-    state = e.opportunity();
-  } else if (v1::OpportunityReopened e; payload.UnpackTo(&e)) {
-    state = e.opportunity();
-  }
-  state.set_version(event.stream_version());
-  *state.mutable_update_time() = event.occurred_at();
+  eventsourcing::EvolveFromFullState<v1::OpportunityOpened, v1::OpportunityUpdated,
+                                     v1::OpportunityStageMoved, v1::OpportunityWon,
+                                     v1::OpportunityLost, v1::OpportunityReopened>(
+      state, event, [](const auto& e) { return e.opportunity(); });
 }
 
 std::vector<std::string> OpportunityAggregate::IndexKeys(const std::string& id,

@@ -13,7 +13,7 @@ namespace {
 using runtime::Finish;
 using runtime::Method;
 using runtime::Principal;
-using service::Offer;
+using service::LoadExisting;
 
 constexpr Method kDefinePipeline{"crm.pipeline.v1.PipelineService/DefinePipeline",
                                  "pipeline:write"};
@@ -39,18 +39,6 @@ constexpr int kMaxReferenceIds = 500;
 
 absl::Status NotFound(const std::string& what, const std::string& id) {
   return absl::NotFoundError(absl::StrCat(what, " ", id, " not found"));
-}
-
-// For GetOpportunity and friends: the id checked, the record loaded, NOT_FOUND when absent.
-template <typename Repository>
-absl::StatusOr<typename Repository::State> LoadExisting(const Repository& repository,
-                                                        const std::string& id,
-                                                        const std::string& field,
-                                                        const std::string& what) {
-  CRM_RETURN_IF_ERROR(ValidateId(id, field));
-  CRM_ASSIGN_OR_RETURN(auto current, repository.Load(id));
-  if (!current) return NotFound(what, id);
-  return current->state;
 }
 
 }  // namespace
@@ -171,22 +159,17 @@ grpc::ServerUnaryReactor* PipelineService::GetPipeline(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* PipelineService::ListPipelines(grpc::CallbackServerContext* context,
                                                          const v1::ListPipelinesRequest* request,
                                                          v1::ListPipelinesResponse* response) {
-  return runtime::Unary(
-      context, *verifier_, kListPipelines, *request,
-      [this, request, response](const Principal&, Finish finish) {
-        absl::StatusOr<int> page_size = service::PageSize(request->page_size(), 50, 500);
-        if (!page_size.ok()) return finish(page_size.status());
-        absl::StatusOr<std::string> next = service::ScanIndexPage(
-            store_, {"pipeline/all/"}, request->page_token(), *page_size,
-            [&](const std::string&, const std::string& id) -> absl::StatusOr<Offer> {
-              CRM_ASSIGN_OR_RETURN(CurrentPipeline pipeline, pipelines_.Load(id));
-              if (!pipeline) return Offer::kSkipped;
-              *response->add_pipelines() = pipeline->state;
-              return Offer::kTaken;
-            });
-        if (next.ok()) response->set_next_page_token(*next);
-        finish(next.status());
-      });
+  return runtime::Unary(context, *verifier_, kListPipelines, *request,
+                        [this, request, response](const Principal&, Finish finish) {
+                          absl::StatusOr<int> page_size =
+                              service::PageSize(request->page_size(), 50, 500);
+                          if (!page_size.ok()) return finish(page_size.status());
+                          absl::StatusOr<std::string> next = service::PageOfRecords(
+                              store_, pipelines_, {"pipeline/all/"}, request->page_token(),
+                              *page_size, response->mutable_pipelines());
+                          if (next.ok()) response->set_next_page_token(*next);
+                          finish(next.status());
+                        });
 }
 
 grpc::ServerUnaryReactor* PipelineService::CaptureLead(grpc::CallbackServerContext* context,
@@ -244,20 +227,13 @@ grpc::ServerUnaryReactor* PipelineService::ListLeads(grpc::CallbackServerContext
         } else if (!request->channel().empty()) {
           prefix = absl::StrCat("lead/channel/", request->channel(), "/");
         }
-        absl::StatusOr<std::string> next = service::ScanIndexPage(
-            store_, {prefix}, request->page_token(), *page_size,
-            [&](const std::string&, const std::string& id) -> absl::StatusOr<Offer> {
-              CRM_ASSIGN_OR_RETURN(CurrentLead lead, leads_.Load(id));
-              if (!lead) return Offer::kSkipped;
-              const Lead& l = lead->state;
-              if ((!request->source().empty() && l.source() != request->source()) ||
-                  (!request->owner_id().empty() && l.owner_id() != request->owner_id()) ||
-                  (!request->channel().empty() && l.channel() != request->channel()) ||
-                  (status != v1::LEAD_STATUS_UNSPECIFIED && l.status() != status)) {
-                return Offer::kSkipped;
-              }
-              *response->add_leads() = l;
-              return Offer::kTaken;
+        absl::StatusOr<std::string> next = service::PageOfRecords(
+            store_, leads_, {prefix}, request->page_token(), *page_size, response->mutable_leads(),
+            [request, status](const Lead& l) {
+              return (request->source().empty() || l.source() == request->source()) &&
+                     (request->owner_id().empty() || l.owner_id() == request->owner_id()) &&
+                     (request->channel().empty() || l.channel() == request->channel()) &&
+                     (status == v1::LEAD_STATUS_UNSPECIFIED || l.status() == status);
             });
         if (next.ok()) response->set_next_page_token(*next);
         finish(next.status());
@@ -651,29 +627,24 @@ grpc::ServerUnaryReactor* PipelineService::ListOpportunities(
         } else if (status != v1::OPPORTUNITY_STATUS_UNSPECIFIED) {
           prefix = absl::StrCat("opportunity/status/", StatusKey(status), "/");
         }
-        absl::StatusOr<std::string> next = service::ScanIndexPage(
-            store_, {prefix}, request->page_token(), *page_size,
-            [&](const std::string& key, const std::string& id) -> absl::StatusOr<Offer> {
-              if (by_close_date && !to.empty() && key.substr(prefix.size(), 10) > to) {
-                return Offer::kDone;  // the index is in date order
-              }
-              CRM_ASSIGN_OR_RETURN(CurrentOpportunity found, opportunities_.Load(id));
-              if (!found) return Offer::kSkipped;
-              const Opportunity& o = found->state;
+        absl::StatusOr<std::string> next = service::PageOfRecords(
+            store_, opportunities_, {prefix}, request->page_token(), *page_size,
+            response->mutable_opportunities(),
+            [&](const Opportunity& o) {
               const std::string close = DateKey(o.expected_close_date());
-              if ((!request->owner_id().empty() && o.owner_id() != request->owner_id()) ||
-                  (!request->stage_id().empty() && o.stage_id() != request->stage_id()) ||
-                  (!request->region().empty() && o.region() != request->region()) ||
-                  (!request->pipeline_id().empty() && o.pipeline_id() != request->pipeline_id()) ||
-                  (status != v1::OPPORTUNITY_STATUS_UNSPECIFIED && o.status() != status) ||
-                  ((!from.empty() || !to.empty()) && close.empty()) ||
-                  (!from.empty() && close < from) || (!to.empty() && close > to)) {
-                return Offer::kSkipped;
-              }
-              *response->add_opportunities() = o;
-              return Offer::kTaken;
+              return (request->owner_id().empty() || o.owner_id() == request->owner_id()) &&
+                     (request->stage_id().empty() || o.stage_id() == request->stage_id()) &&
+                     (request->region().empty() || o.region() == request->region()) &&
+                     (request->pipeline_id().empty() ||
+                      o.pipeline_id() == request->pipeline_id()) &&
+                     (status == v1::OPPORTUNITY_STATUS_UNSPECIFIED || o.status() == status) &&
+                     ((from.empty() && to.empty()) || !close.empty()) &&
+                     (from.empty() || close >= from) && (to.empty() || close <= to);
             },
-            start_after);
+            start_after,
+            [&](const std::string& key) {  // the close-date index is in date order
+              return by_close_date && !to.empty() && key.substr(prefix.size(), 10) > to;
+            });
         if (next.ok()) response->set_next_page_token(*next);
         finish(next.status());
       });

@@ -68,6 +68,12 @@ inline absl::Status FailedField(std::string field, std::string description) {
   return WithViolations(std::move(status), {{std::move(field), std::move(description)}});
 }
 
+// NOT_FOUND naming the field that refers to a record nobody has.
+inline absl::Status NotFoundField(std::string field, std::string description) {
+  absl::Status status = absl::NotFoundError(absl::StrCat(field, ": ", description));
+  return WithViolations(std::move(status), {{std::move(field), std::move(description)}});
+}
+
 inline std::vector<FieldViolation> Violations(const absl::Status& status) {
   auto payload = status.GetPayload(kBadRequestTypeUrl);  // absl::optional in Debian's build
   crm::common::v1::BadRequest bad_request;

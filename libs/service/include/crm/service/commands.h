@@ -14,12 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "crm/common/field_violations.h"
 #include "crm/common/ids.h"
+#include "crm/common/status_macros.h"
 #include "crm/common/time.h"
 #include "crm/eventsourcing/repository.h"
 #include "crm/eventstore/event_store.h"
 #include "crm/runtime/auth.h"
 #include "crm/runtime/call.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/repeated_ptr_field.h"
 
 namespace crm::service {
 
@@ -102,8 +104,28 @@ void Execute(eventsourcing::Repository<Aggregate>& repository, const runtime::Pr
       });
 }
 
-// A whole RPC for commands whose decision needs nothing but the record's state (archive,
-// restore, qualify): the request names the record in `id_field` and carries expected_version.
+// A whole RPC for commands whose decision needs nothing but the record's state and the
+// business time (complete, resolve): the request names the record in `id_field` and carries
+// expected_version.
+template <typename Aggregate, typename Request>
+grpc::ServerUnaryReactor* TransitionAt(grpc::CallbackServerContext* context,
+                                       const runtime::TokenVerifier& verifier,
+                                       const runtime::Method& method, const Request* request,
+                                       const std::string& id, const char* id_field,
+                                       eventsourcing::Repository<Aggregate>& repository,
+                                       typename eventsourcing::Repository<Aggregate>::Decide decide,
+                                       typename Aggregate::State* response) {
+  return runtime::Unary(context, verifier, method, *request,
+                        [request, id, id_field, &repository, decide = std::move(decide), response](
+                            const runtime::Principal& principal, runtime::Finish finish) {
+                          if (absl::Status valid = ValidateId(id, id_field); !valid.ok())
+                            return finish(valid);
+                          Execute(repository, principal, *request, id, request->expected_version(),
+                                  decide, response, std::move(finish));
+                        });
+}
+
+// The same for decisions that need no business time.
 template <typename Aggregate, typename Request>
 grpc::ServerUnaryReactor* Transition(
     grpc::CallbackServerContext* context, const runtime::TokenVerifier& verifier,
@@ -113,16 +135,22 @@ grpc::ServerUnaryReactor* Transition(
         const std::optional<eventsourcing::Versioned<typename Aggregate::State>>&)>
         decide,
     typename Aggregate::State* response) {
-  return runtime::Unary(context, verifier, method, *request,
-                        [request, id, id_field, &repository, decide = std::move(decide), response](
-                            const runtime::Principal& principal, runtime::Finish finish) {
-                          if (absl::Status valid = ValidateId(id, id_field); !valid.ok())
-                            return finish(valid);
-                          Execute(
-                              repository, principal, *request, id, request->expected_version(),
-                              [decide](const auto& current, absl::Time) { return decide(current); },
-                              response, std::move(finish));
-                        });
+  return TransitionAt(
+      context, verifier, method, request, id, id_field, repository,
+      [decide = std::move(decide)](const auto& current, absl::Time) { return decide(current); },
+      response);
+}
+
+// For Get methods: the id checked (malformed: INVALID_ARGUMENT on `field`), the record loaded,
+// NOT_FOUND ("<what> <id> not found") when absent.
+template <typename Aggregate>
+absl::StatusOr<typename Aggregate::State> LoadExisting(
+    const eventsourcing::Repository<Aggregate>& repository, const std::string& id,
+    const std::string& field, const std::string& what) {
+  CRM_RETURN_IF_ERROR(ValidateId(id, field));
+  CRM_ASSIGN_OR_RETURN(auto current, repository.Load(id));
+  if (!current) return absl::NotFoundError(absl::StrCat(what, " ", id, " not found"));
+  return current->state;
 }
 
 // page_size: `fallback` when 0, INVALID_ARGUMENT outside 1..max.
@@ -150,5 +178,28 @@ absl::StatusOr<std::string> ScanIndexPage(
     const std::function<absl::StatusOr<Offer>(const std::string& key, const std::string& id)>&
         offer,
     const std::string& start_after = "");
+
+// A listing's page of whole records: ScanIndexPage over `prefixes` with each id loaded from
+// `repository` and appended to `out` when `keep` (if given) admits it. `past_end` (if given)
+// ends the listing at the first key beyond a range of an ordered index.
+template <typename Aggregate>
+absl::StatusOr<std::string> PageOfRecords(
+    const eventstore::EventStore& store, const eventsourcing::Repository<Aggregate>& repository,
+    const std::vector<std::string>& prefixes, const std::string& page_token, int page_size,
+    google::protobuf::RepeatedPtrField<typename Aggregate::State>* out,
+    const std::function<bool(const typename Aggregate::State&)>& keep = nullptr,
+    const std::string& start_after = "",
+    const std::function<bool(const std::string& key)>& past_end = nullptr) {
+  return ScanIndexPage(
+      store, prefixes, page_token, page_size,
+      [&](const std::string& key, const std::string& id) -> absl::StatusOr<Offer> {
+        if (past_end && past_end(key)) return Offer::kDone;
+        CRM_ASSIGN_OR_RETURN(auto found, repository.Load(id));
+        if (!found || (keep && !keep(found->state))) return Offer::kSkipped;
+        *out->Add() = std::move(found->state);
+        return Offer::kTaken;
+      },
+      start_after);
+}
 
 }  // namespace crm::service

@@ -27,6 +27,10 @@ inline std::vector<std::string> Fields(const absl::Status& status) {
   for (const auto& v : Violations(status)) fields.push_back(v.field);
   return fields;
 }
+template <typename T>
+std::vector<std::string> Fields(const absl::StatusOr<T>& result) {
+  return Fields(result.status());
+}
 
 MATCHER(IsOk, "is OK") {
   const absl::Status& status = GetStatus(arg);
