@@ -55,9 +55,13 @@ start_service() {
 
 CONTACT="127.0.0.1:${CRM_CONTACT_PORT:-7001}"
 PIPELINE="127.0.0.1:${CRM_PIPELINE_PORT:-7003}"
+ACTIVITY="127.0.0.1:${CRM_ACTIVITY_PORT:-7002}"
 start_service contact "${CRM_CONTACT_PORT:-7001}" "${CRM_CONTACT_METRICS_PORT:-9101}"
 start_service pipeline "${CRM_PIPELINE_PORT:-7003}" "${CRM_PIPELINE_METRICS_PORT:-9103}" \
   --contact-service "$CONTACT" --contact-service-plaintext
+start_service activity "${CRM_ACTIVITY_PORT:-7002}" "${CRM_ACTIVITY_METRICS_PORT:-9102}" \
+  --contact-service "$CONTACT" --contact-service-plaintext \
+  --pipeline-service "$PIPELINE" --pipeline-service-plaintext
 
 TOKEN=$("$CRMCTL" token --sub admin --scopes admin)
 cat <<MSG
@@ -65,6 +69,7 @@ cat <<MSG
 CRM local system is up.
   Kafka (dev broker):  $BROKER   (address in $DATA_DIR/broker.addr, control port $(cat "$DATA_DIR/broker.control"))
   contact-service:     $CONTACT   metrics http://127.0.0.1:${CRM_CONTACT_METRICS_PORT:-9101}/metrics   log $DATA_DIR/contact.log
+  activity-service:    $ACTIVITY   metrics http://127.0.0.1:${CRM_ACTIVITY_METRICS_PORT:-9102}/metrics   log $DATA_DIR/activity.log
   pipeline-service:    $PIPELINE   metrics http://127.0.0.1:${CRM_PIPELINE_METRICS_PORT:-9103}/metrics   log $DATA_DIR/pipeline.log
 
 Try (an admin token for 12 h is in CRM_TOKEN below):
@@ -73,6 +78,8 @@ Try (an admin token for 12 h is in CRM_TOKEN below):
   $CRMCTL call $CONTACT --plaintext crm.contact.v1.ContactService/ListContacts '{}'
   $CRMCTL call $PIPELINE --plaintext crm.pipeline.v1.PipelineService/DefinePipeline '{"pipeline_id": "sales", "display_name": "Sales", "stages": [{"stage_id": "discovery", "probability_bps": 1000}, {"stage_id": "proposal", "probability_bps": 4000}]}'
   $CRMCTL call $PIPELINE --plaintext crm.pipeline.v1.PipelineService/CaptureLead '{"lead": {"source": "webinar", "person": {"given_name": "Grace", "email": "grace@example.com"}, "company": {"display_name": "Hopper Inc"}}, "request_id": "demo-lead-1", "channel": "web_form"}'
+  $CRMCTL call $ACTIVITY --plaintext crm.activity.v1.ActivityService/LogActivity '{"activity": {"type": "ACTIVITY_TYPE_CALL", "channel": "phone", "contact_id": "<contact_id from CreateContact>", "subject": "Intro call", "outcome": "connected"}, "request_id": "demo-call-1"}'
+  $CRMCTL call $ACTIVITY --plaintext crm.activity.v1.ActivityService/ListTimeline '{"contact_id": "<contact_id>"}'
   kcat -C -b $BROKER -t crm.contact.events.v1 -e
 Press Ctrl-C to stop.
 MSG

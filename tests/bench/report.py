@@ -152,6 +152,32 @@ def main():
                      f"{pipeline['ConvertLead'][64]['items_per_second'] / pipeline['CaptureLead'][64]['items_per_second']:.0%}"
                      " of CaptureLead (one append).")
 
+    activity = service_table(
+        "activity-service over gRPC (real binaries: activity-service, and the contact-service it asks "
+        "about every contact)",
+        (("LogActivity (asks contact-service)", "BM_LogActivity"),
+         ("LogActivity, contact cache on", "BM_LogActivityCachedContact"),
+         ("contact-service ValidateReferences, 1 id", "BM_ValidateOneContact"),
+         ("contact-service ValidateReferences, 64 ids", "BM_ValidateBatchOf64")))
+    plain, cached = activity["LogActivity (asks contact-service)"], activity["LogActivity, contact cache on"]
+    one, batch = (activity["contact-service ValidateReferences, 1 id"],
+                  activity["contact-service ValidateReferences, 64 ids"])
+    notes = []
+    for t in (1, 16, 64):
+        if plain[t] and cached[t]:
+            notes.append(f"- {t} caller{'s' if t > 1 else ''}: the validation call costs "
+                         f"{plain[t]['p50_ms'] - cached[t]['p50_ms']:.2f} ms of LogActivity's p50; "
+                         f"with the cache LogActivity runs at "
+                         f"{cached[t]['items_per_second'] / plain[t]['items_per_second']:.2f}x the ops/s.")
+    for t in (1, 16, 64):
+        if one[t] and batch[t]:
+            notes.append(f"- Batching at {t} caller{'s' if t > 1 else ''}: 64 ids per call check "
+                         f"{64 * batch[t]['items_per_second']:,.0f} ids/s against "
+                         f"{one[t]['items_per_second']:,.0f} ids/s one per call "
+                         f"({64 * batch[t]['items_per_second'] / one[t]['items_per_second']:.0f}x).")
+    if notes:
+        lines += [""] + notes
+
     lines += ["", "Reproduce: `make bench` (set `BENCH_TMPDIR` to put the stores on another disk).", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))

@@ -7,7 +7,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 export TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for bench in eventstore_bench relay_bench contact_bench pipeline_bench; do
+for bench in eventstore_bench relay_bench contact_bench pipeline_bench activity_bench; do
   echo "== $bench"
   "$BUILD_DIR/tests/bench/$bench" --benchmark_out="$out/$bench.json" --benchmark_out_format=json
 done

@@ -54,7 +54,8 @@ ActivityService::ActivityService(eventstore::EventStore& store,
                                  std::shared_ptr<const runtime::TokenVerifier> verifier,
                                  std::shared_ptr<const clients::ContactClient> contacts,
                                  std::shared_ptr<const clients::PipelineClient> pipeline,
-                                 ActivityLimits limits, eventsourcing::BusinessTimeBounds bounds)
+                                 ActivityLimits limits, eventsourcing::BusinessTimeBounds bounds,
+                                 absl::Duration contact_cache_ttl)
     : store_(store),
       verifier_(std::move(verifier)),
       contacts_(std::move(contacts)),
@@ -62,41 +63,53 @@ ActivityService::ActivityService(eventstore::EventStore& store,
       limits_(limits),
       activities_(store, bounds),
       tasks_(store, bounds),
-      cases_(store, bounds) {}
+      cases_(store, bounds),
+      contact_cache_(contact_cache_ttl) {}
 
 void ActivityService::OnExecutor(Finish finish, std::function<void(Finish)> work) {
   absl::Status queued = executor_.Submit([finish, work = std::move(work)] { work(finish); });
   if (!queued.ok()) finish(queued);
 }
 
-absl::StatusOr<Links> ActivityService::ResolveLinks(const std::string& bearer_token, Links links,
+absl::StatusOr<Links> ActivityService::ResolveLinks(const Principal& principal,
+                                                    const std::string& bearer_token, Links links,
                                                     const std::string& field_prefix) const {
   const std::string& p = field_prefix;
-  if (!links.contact_id.empty() || !links.account_id.empty()) {
+  // What to ask contact-service about: the account only when the command names it.
+  const std::string account_id = links.account_id;
+  std::string contact_id = links.contact_id;
+  if (!contact_id.empty() && contact_cache_.enabled() &&
+      runtime::Authorize(principal, "contacts:read").ok()) {
+    if (std::optional<KnownContact> known = contact_cache_.Get(contact_id)) {
+      links.contact_id = known->resolved_contact_id;
+      if (links.account_id.empty()) links.account_id = known->account_id;
+      contact_id.clear();
+    }
+  }
+  if (!contact_id.empty() || !account_id.empty()) {
     std::vector<std::string> contact_ids, account_ids;
-    if (!links.contact_id.empty()) contact_ids.push_back(links.contact_id);
-    if (!links.account_id.empty()) account_ids.push_back(links.account_id);
+    if (!contact_id.empty()) contact_ids.push_back(contact_id);
+    if (!account_id.empty()) account_ids.push_back(account_id);
     CRM_ASSIGN_OR_RETURN(auto found,
                          contacts_->ValidateReferences(bearer_token, contact_ids, account_ids));
-    if (!links.contact_id.empty()) {
+    if (!contact_id.empty()) {
       if (found.contacts_size() != 1 || !found.contacts(0).exists()) {
-        return NotFoundField(p + "contact_id", absl::StrCat("no contact ", links.contact_id));
+        return NotFoundField(p + "contact_id", absl::StrCat("no contact ", contact_id));
       }
       const auto& contact = found.contacts(0);
       if (contact.archived()) {
-        return FailedField(p + "contact_id",
-                           absl::StrCat("contact ", links.contact_id, " is archived"));
+        return FailedField(p + "contact_id", absl::StrCat("contact ", contact_id, " is archived"));
       }
+      contact_cache_.Put(contact_id, {contact.resolved_contact_id(), contact.account_id()});
       links.contact_id = contact.resolved_contact_id();
       if (links.account_id.empty()) links.account_id = contact.account_id();
     }
-    if (!account_ids.empty()) {
+    if (!account_id.empty()) {
       if (found.accounts_size() != 1 || !found.accounts(0).exists()) {
-        return NotFoundField(p + "account_id", absl::StrCat("no account ", account_ids[0]));
+        return NotFoundField(p + "account_id", absl::StrCat("no account ", account_id));
       }
       if (found.accounts(0).archived()) {
-        return FailedField(p + "account_id",
-                           absl::StrCat("account ", account_ids[0], " is archived"));
+        return FailedField(p + "account_id", absl::StrCat("account ", account_id, " is archived"));
       }
     }
   }
@@ -161,7 +174,7 @@ void ActivityService::CreateLinked(
                                  id = std::move(id), links = std::move(links),
                                  prefix = std::move(field_prefix), &repository,
                                  decide = std::move(decide), response](Finish finish) {
-    absl::StatusOr<Links> resolved = ResolveLinks(token, links, prefix);
+    absl::StatusOr<Links> resolved = ResolveLinks(principal, token, links, prefix);
     service::Execute(
         repository, principal, request, id, 0,
         [&decide, resolved](const auto& current,

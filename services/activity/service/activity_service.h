@@ -10,6 +10,7 @@
 #include "crm/activity/v1/activity_service.grpc.pb.h"
 #include "crm/clients/contact_client.h"
 #include "crm/clients/pipeline_client.h"
+#include "crm/clients/ttl_cache.h"
 #include "crm/eventsourcing/repository.h"
 #include "crm/runtime/auth.h"
 #include "crm/runtime/call.h"
@@ -35,7 +36,8 @@ class ActivityService final : public v1::ActivityService::CallbackService {
                   std::shared_ptr<const runtime::TokenVerifier> verifier,
                   std::shared_ptr<const clients::ContactClient> contacts,
                   std::shared_ptr<const clients::PipelineClient> pipeline,
-                  ActivityLimits limits = {}, eventsourcing::BusinessTimeBounds bounds = {});
+                  ActivityLimits limits = {}, eventsourcing::BusinessTimeBounds bounds = {},
+                  absl::Duration contact_cache_ttl = absl::ZeroDuration());
 
   grpc::ServerUnaryReactor* LogActivity(grpc::CallbackServerContext* context,
                                         const v1::LogActivityRequest* request,
@@ -107,8 +109,10 @@ class ActivityService final : public v1::ActivityService::CallbackService {
   // Checks every named link where it lives: contacts and accounts in contact-service, leads and
   // opportunities in pipeline-service (one call each, only when something is named there),
   // cases here. Unknown: NOT_FOUND on `field_prefix` + the field; archived: FAILED_PRECONDITION;
-  // a dependency that does not answer: UNAVAILABLE. Blocking: on the executor.
-  absl::StatusOr<Links> ResolveLinks(const std::string& bearer_token, Links links,
+  // a dependency that does not answer: UNAVAILABLE. Blocking: on the executor. Live contacts
+  // may come from contact_cache_ (off by default) for callers who may read contacts.
+  absl::StatusOr<Links> ResolveLinks(const runtime::Principal& principal,
+                                     const std::string& bearer_token, Links links,
                                      const std::string& field_prefix) const;
 
   // A new record that links to others (LogActivity, ScheduleTask, OpenCase): on the executor,
@@ -135,6 +139,12 @@ class ActivityService final : public v1::ActivityService::CallbackService {
   Activities activities_;
   Tasks tasks_;
   Cases cases_;
+  // What contact-service said of a live contact: its resolved id and account.
+  struct KnownContact {
+    std::string resolved_contact_id;
+    std::string account_id;
+  };
+  mutable clients::TtlCache<KnownContact> contact_cache_;
   // Blocking work (calls to other services); last member: it drains before the rest goes.
   runtime::Executor executor_{16, 1024};
 };

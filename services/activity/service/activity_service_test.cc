@@ -626,5 +626,36 @@ TEST_F(ActivityServiceTest, TokensAndScopesAreChecked) {
   EXPECT_THAT(Exists("act-1"), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(ActivityServiceTest, ACachedContactIsAskedForOnceAndOnlyForThoseWhoMayReadIt) {
+  auto cached = Start(CRM_ACTIVITY_SERVICE, "activity-cached",
+                      {"--contact-service", proxy_->address(), "--contact-service-plaintext",
+                       "--pipeline-service", pipeline_service_->address(),
+                       "--pipeline-service-plaintext", "--contact-cache-ttl-ms", "60000"});
+  ASSERT_TRUE(cached->serving()) << cached->process().DrainStderr();
+  auto stub = ActivityService::NewStub(
+      grpc::CreateChannel(cached->address(), grpc::InsecureChannelCredentials()));
+  const int asked = proxy_->calls(kValidateContacts);
+  for (const char* id : {"act-1", "act-2", "act-3"}) {
+    LogActivityRequest log;
+    log.set_activity_id(id);
+    *log.mutable_activity() = Interaction(ACTIVITY_TYPE_CALL, "phone", "c-2");
+    Activity logged;
+    ASSERT_THAT(crm::testing::CallWithToken(*stub, &Stub::LogActivity, log, &logged, token_),
+                IsOk());
+    EXPECT_EQ(logged.contact_id(), "c-1") << "the cached answer keeps the merge";
+    EXPECT_EQ(logged.account_id(), "a-1");
+  }
+  EXPECT_EQ(proxy_->calls(kValidateContacts), asked + 1);
+  // Without contacts:read the cache does not answer: contact-service refuses.
+  const std::string writer =
+      *runtime::SignHs256({.subject = "rep-9", .scopes = {"activities:write"}}, kSecret);
+  LogActivityRequest log;
+  log.set_activity_id("act-4");
+  *log.mutable_activity() = Interaction(ACTIVITY_TYPE_CALL, "phone", "c-2");
+  Activity refused;
+  EXPECT_THAT(crm::testing::CallWithToken(*stub, &Stub::LogActivity, log, &refused, writer),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
 }  // namespace
 }  // namespace crm::activity
