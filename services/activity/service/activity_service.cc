@@ -177,8 +177,9 @@ void ActivityService::CreateLinked(
     absl::StatusOr<Links> resolved = ResolveLinks(principal, token, links, prefix);
     service::Execute(
         repository, principal, request, id, 0,
-        [&decide, resolved](const auto& current,
-                            absl::Time occurred_at) -> absl::StatusOr<eventsourcing::Events> {
+        // Copied: the repository may decide again (a lost race) after this task returned.
+        [decide, resolved](const auto& current,
+                           absl::Time occurred_at) -> absl::StatusOr<eventsourcing::Events> {
           if (!resolved.ok()) return resolved.status();
           return decide(current, occurred_at, *resolved);
         },
