@@ -626,6 +626,39 @@ TEST_F(ActivityServiceTest, TokensAndScopesAreChecked) {
   EXPECT_THAT(Exists("act-1"), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(ActivityServiceTest, BadQueriesNameTheirField) {
+  ListTimelineRequest timeline;
+  timeline.set_contact_id("c-1");
+  timeline.add_types(static_cast<ActivityType>(99));
+  ListTimelineResponse activities;
+  EXPECT_THAT(Fields(Call(&Stub::ListTimeline, timeline, &activities)), ElementsAre("types"));
+  ListActivitiesRequest by_rep;
+  by_rep.mutable_period()->mutable_start_time()->set_nanos(-1);
+  ListActivitiesResponse period;
+  EXPECT_THAT(Fields(Call(&Stub::ListActivities, by_rep, &period)),
+              ElementsAre("owner_id", "period.start_time"));
+  ListTasksRequest tasks;
+  tasks.set_status(static_cast<TaskStatus>(99));
+  ListTasksResponse listed_tasks;
+  EXPECT_THAT(Fields(Call(&Stub::ListTasks, tasks, &listed_tasks)), ElementsAre("status"));
+  ListCasesRequest cases;
+  cases.set_priority(static_cast<CasePriority>(99));
+  cases.set_page_size(501);
+  ListCasesResponse listed_cases;
+  EXPECT_THAT(Call(&Stub::ListCases, cases, &listed_cases),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ListCaseNotesRequest notes;
+  notes.set_case_id("k-404");
+  ListCaseNotesResponse listed_notes;
+  EXPECT_THAT(Call(&Stub::ListCaseNotes, notes, &listed_notes),
+              StatusIs(absl::StatusCode::kNotFound));
+  LogActivityRequest log;
+  *log.mutable_activity() = Interaction(ACTIVITY_TYPE_MEETING, "field_sales", "c-1");
+  log.mutable_scheduled_time()->set_seconds(-62135596801);  // before year 1
+  Activity logged;
+  EXPECT_THAT(Fields(Call(&Stub::LogActivity, log, &logged)), ElementsAre("scheduled_time"));
+}
+
 TEST_F(ActivityServiceTest, ACachedContactIsAskedForOnceAndOnlyForThoseWhoMayReadIt) {
   auto cached = Start(CRM_ACTIVITY_SERVICE, "activity-cached",
                       {"--contact-service", proxy_->address(), "--contact-service-plaintext",
