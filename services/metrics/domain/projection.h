@@ -1,0 +1,110 @@
+#pragma once
+
+// The projection of the three topics that every KPI is computed from: one view per source
+// stream (what the KPIs need of a contact, lead, opportunity, pipeline, activity, task or
+// case), the users active per period, and in-memory indexes over the views. Pure: Apply()
+// evolves it and returns the storage rows it changed, Restore() loads a row back, and the
+// caller persists rows and Kafka offsets in one write batch.
+//
+// Order independence: an event is applied only as the next version of its stream (duplicates
+// and gaps are skipped), and every cross-stream fact (an activity about a lead or an
+// opportunity) is joined when KPIs are evaluated, not when events arrive. So any interleaving
+// of the partitions yields the same views.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "crm/events/v1/envelope.pb.h"
+#include "crm/metrics/projection/v1/views.pb.h"
+#include "domain/periods.h"
+
+namespace crm::metrics {
+
+namespace pv = crm::metrics::projection::v1;
+
+// A storage row the projection changed.
+struct Row {
+  std::string key;
+  std::string value;
+  friend bool operator==(const Row&, const Row&) = default;
+};
+
+enum class Outcome { kApplied, kDuplicate, kGap };
+
+// Record ids ordered by a time (microseconds).
+using TimeIndex = absl::btree_set<std::pair<int64_t, std::string>>;
+using Times = absl::btree_multiset<int64_t>;
+
+class Projection {
+ public:
+  Outcome Apply(const events::v1::EventEnvelope& event, std::vector<Row>& rows);
+  // One row written by Apply() (any order); INTERNAL when it cannot be read.
+  absl::Status Restore(absl::string_view key, absl::string_view value);
+  // Every row, sorted by key: what Restore() needs to rebuild this projection.
+  std::vector<Row> AllRows() const;
+
+  // The last applied version of a stream ("contact/<id>"), 0 when none.
+  int64_t Version(const std::string& stream) const;
+  // recorded_at of the newest applied event.
+  absl::Time applied_through() const { return FromMicros(applied_through_us_); }
+
+  // Views by record id.
+  const absl::flat_hash_map<std::string, pv::ContactView>& contacts() const { return contacts_; }
+  const absl::flat_hash_map<std::string, pv::LeadView>& leads() const { return leads_; }
+  const absl::flat_hash_map<std::string, pv::OpportunityView>& opportunities() const {
+    return opportunities_;
+  }
+  const absl::flat_hash_map<std::string, pv::PipelineView>& pipelines() const {
+    return pipelines_;
+  }
+  const absl::flat_hash_map<std::string, pv::ActivityView>& activities() const {
+    return activities_;
+  }
+  const absl::flat_hash_map<std::string, pv::TaskView>& tasks() const { return tasks_; }
+  const absl::flat_hash_map<std::string, pv::CaseView>& cases() const { return cases_; }
+
+  // Indexes.
+  const TimeIndex& activities_by_time() const { return activities_by_time_; }
+  const TimeIndex& leads_by_capture() const { return leads_by_capture_; }
+  const TimeIndex& tasks_by_due() const { return tasks_by_due_; }
+  // occurred_at of the DONE activities linked to a lead / an opportunity; nullptr when none.
+  const Times* LeadActivityTimes(const std::string& lead_id) const;
+  const Times* OpportunityActivityTimes(const std::string& opportunity_id) const;
+  // The user actors with a write recorded in the period starting at `start`.
+  const absl::btree_set<std::string>* ActiveActors(PeriodKind kind, absl::Time start) const;
+
+ private:
+  void Index(const std::string& id, const pv::StreamView& view, bool add);
+  void Put(const std::string& stream, const std::string& id, pv::StreamView view,
+           std::vector<Row>& rows);
+  pv::StreamView Get(const std::string& id, pv::StreamView::KindCase kind) const;
+  void MarkActive(const std::string& actor, absl::Time recorded_at, std::vector<Row>& rows);
+
+  absl::flat_hash_map<std::string, int64_t> versions_;
+  absl::flat_hash_map<std::string, pv::ContactView> contacts_;
+  absl::flat_hash_map<std::string, pv::LeadView> leads_;
+  absl::flat_hash_map<std::string, pv::OpportunityView> opportunities_;
+  absl::flat_hash_map<std::string, pv::PipelineView> pipelines_;
+  absl::flat_hash_map<std::string, pv::ActivityView> activities_;
+  absl::flat_hash_map<std::string, pv::TaskView> tasks_;
+  absl::flat_hash_map<std::string, pv::CaseView> cases_;
+
+  TimeIndex activities_by_time_;
+  TimeIndex leads_by_capture_;
+  TimeIndex tasks_by_due_;
+  absl::flat_hash_map<std::string, Times> lead_activity_times_;
+  absl::flat_hash_map<std::string, Times> opportunity_activity_times_;
+  absl::btree_map<std::pair<int, int64_t>, absl::btree_set<std::string>> active_;
+  int64_t applied_through_us_ = 0;
+};
+
+}  // namespace crm::metrics
