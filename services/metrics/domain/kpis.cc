@@ -41,8 +41,7 @@ struct Cell {
     auto it = sketches.find(name);
     if (it == sketches.end()) {
       it = sketches
-               .emplace(name, exact ? Sketch::Exact()
-                                    : Sketch::Logarithmic(kQuantileRelativeError))
+               .emplace(name, exact ? Sketch::Exact() : Sketch::Logarithmic(kQuantileRelativeError))
                .first;
     }
     it->second.Add(value);
@@ -60,8 +59,7 @@ class Tally {
  public:
   Tally(std::vector<Period> periods, absl::Time now) : periods_(std::move(periods)), now_(now) {}
 
-  absl::Status Configure(const v1::KpiDefinition& definition,
-                         const v1::QueryKpiRequest& request) {
+  absl::Status Configure(const v1::KpiDefinition& definition, const v1::QueryKpiRequest& request) {
     auto index_of = [&](const std::string& dimension) -> std::optional<size_t> {
       for (int i = 0; i < definition.dimensions_size(); ++i) {
         if (definition.dimensions(i) == dimension) return i;
@@ -69,8 +67,8 @@ class Tally {
       return std::nullopt;
     };
     auto unknown = [&](const std::string& field, const std::string& dimension) {
-      return InvalidField(field, absl::StrCat("\"", dimension, "\" is not a dimension of ",
-                                              definition.name()));
+      return InvalidField(
+          field, absl::StrCat("\"", dimension, "\" is not a dimension of ", definition.name()));
     };
     for (int i = 0; i < request.filters_size(); ++i) {
       const v1::DimensionFilter& filter = request.filters(i);
@@ -79,8 +77,8 @@ class Tally {
       if (filter.values().empty()) {
         return InvalidField(absl::StrCat("filters[", i, "].values"), "must not be empty");
       }
-      filters_.emplace_back(*index, absl::flat_hash_set<std::string>(filter.values().begin(),
-                                                                     filter.values().end()));
+      filters_.emplace_back(
+          *index, absl::flat_hash_set<std::string>(filter.values().begin(), filter.values().end()));
     }
     for (int i = 0; i < request.group_by_size(); ++i) {
       std::optional<size_t> index = index_of(request.group_by(i));
@@ -209,10 +207,12 @@ void AddMeasures(const std::vector<MeasureSpec>& specs, const Cell& cell,
       return measure;
     };
     switch (spec.kind) {
-      case MeasureSpec::kCount: add().set_count(CountOf(cell, spec.a)); break;
+      case MeasureSpec::kCount:
+        add().set_count(CountOf(cell, spec.a));
+        break;
       case MeasureSpec::kRatio:
-        *add().mutable_ratio() = MakeRatio(CountOf(cell, spec.a), CountOf(cell, spec.b),
-                                           spec.scale);
+        *add().mutable_ratio() =
+            MakeRatio(CountOf(cell, spec.a), CountOf(cell, spec.b), spec.scale);
         break;
       case MeasureSpec::kQuantile: {
         v1::Measure& measure = add();
@@ -268,12 +268,10 @@ std::string Label(const google::protobuf::EnumDescriptor* descriptor, int value,
 }
 
 std::string TypeLabel(int type) {
-  return Label(activity::v1::ActivityType_descriptor(), type,
-                                           "ACTIVITY_TYPE_");
+  return Label(activity::v1::ActivityType_descriptor(), type, "ACTIVITY_TYPE_");
 }
 std::string PriorityLabel(int priority) {
-  return Label(activity::v1::CasePriority_descriptor(), priority,
-                                           "CASE_PRIORITY_");
+  return Label(activity::v1::CasePriority_descriptor(), priority, "CASE_PRIORITY_");
 }
 
 // The last point of a timeline strictly before `instant_us` (the state made of the facts that
@@ -410,33 +408,32 @@ std::vector<Kpi> BehaviourKpis() {
           }
         });
       }));
-  kpis.push_back(Make(
-      "logging_delay_seconds", kBehaviour,
-      "Over DONE activities with occurred_at in P whose first recorded_at >= occurred_at: p50 "
-      "and p90 of recorded_at - occurred_at in seconds (sketch, 1% relative error), and the "
-      "ratio of those logged within 24 h; by rep.",
-      {"rep"},
-      {{"p50_seconds", M::kQuantile, "delay", "", 1, 50},
-       {"p90_seconds", M::kQuantile, "delay", "", 1, 90},
-       {"within_24h", M::kRatio, "within_24h", "logged"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInRange(projection.activities_by_time(), tally, [&](size_t p, const auto& id) {
-          const pv::ActivityView& activity = projection.activities().at(id);
-          const int64_t delay = activity.first_recorded_us() - activity.time_us();
-          if (!IsDone(activity) || delay < 0) return;
-          Cell* cell = tally.At(p, {activity.owner_id()});
-          if (cell == nullptr) return;
-          cell->Count("logged");
-          cell->Sample("delay", static_cast<double>(delay) / kMicrosPerSecond);
-          if (delay <= 24 * kMicrosPerHour) cell->Count("within_24h");
-        });
-      }));
+  kpis.push_back(
+      Make("logging_delay_seconds", kBehaviour,
+           "Over DONE activities with occurred_at in P whose first recorded_at >= occurred_at: p50 "
+           "and p90 of recorded_at - occurred_at in seconds (sketch, 1% relative error), and the "
+           "ratio of those logged within 24 h; by rep.",
+           {"rep"},
+           {{"p50_seconds", M::kQuantile, "delay", "", 1, 50},
+            {"p90_seconds", M::kQuantile, "delay", "", 1, 90},
+            {"within_24h", M::kRatio, "within_24h", "logged"}},
+           [](const Projection& projection, Tally& tally) {
+             ForEachInRange(projection.activities_by_time(), tally, [&](size_t p, const auto& id) {
+               const pv::ActivityView& activity = projection.activities().at(id);
+               const int64_t delay = activity.first_recorded_us() - activity.time_us();
+               if (!IsDone(activity) || delay < 0) return;
+               Cell* cell = tally.At(p, {activity.owner_id()});
+               if (cell == nullptr) return;
+               cell->Count("logged");
+               cell->Sample("delay", static_cast<double>(delay) / kMicrosPerSecond);
+               if (delay <= 24 * kMicrosPerHour) cell->Count("within_24h");
+             });
+           }));
   kpis.push_back(Make(
       "active_reps", kBehaviour,
       "Distinct user actors (token kind user; integrations excluded) with at least one event of "
       "any service whose recorded_at is in P.",
-      {}, {{"count", M::kCount, "count"}},
-      [](const Projection& projection, Tally& tally) {
+      {}, {{"count", M::kCount, "count"}}, [](const Projection& projection, Tally& tally) {
         for (size_t p = 0; p < tally.periods().size(); ++p) {
           const Period& period = tally.periods()[p];
           const auto* actors = projection.ActiveActors(period.kind, period.start);
@@ -513,27 +510,27 @@ std::vector<Kpi> BehaviourKpis() {
           }
         });
       }));
-  kpis.push_back(Make(
-      "tasks_on_time_ratio", kBehaviour,
-      "Over tasks not cancelled with due time in P: those completed (business time of the "
-      "completion) at or before the due time / all; by assignee (rep).",
-      {"rep"},
-      {{"on_time", M::kCount, "on_time"},
-       {"due", M::kCount, "due"},
-       {"ratio", M::kRatio, "on_time", "due"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInRange(projection.tasks_by_due(), tally, [&](size_t p, const auto& id) {
-          const pv::TaskView& task = projection.tasks().at(id);
-          if (task.status() == activity::v1::TASK_STATUS_CANCELLED) return;
-          Cell* cell = tally.At(p, {task.assignee_id()});
-          if (cell == nullptr) return;
-          cell->Count("due");
-          if (task.status() == activity::v1::TASK_STATUS_COMPLETED && task.has_completed_us() &&
-              task.completed_us() <= task.due_us()) {
-            cell->Count("on_time");
-          }
-        });
-      }));
+  kpis.push_back(
+      Make("tasks_on_time_ratio", kBehaviour,
+           "Over tasks not cancelled with due time in P: those completed (business time of the "
+           "completion) at or before the due time / all; by assignee (rep).",
+           {"rep"},
+           {{"on_time", M::kCount, "on_time"},
+            {"due", M::kCount, "due"},
+            {"ratio", M::kRatio, "on_time", "due"}},
+           [](const Projection& projection, Tally& tally) {
+             ForEachInRange(projection.tasks_by_due(), tally, [&](size_t p, const auto& id) {
+               const pv::TaskView& task = projection.tasks().at(id);
+               if (task.status() == activity::v1::TASK_STATUS_CANCELLED) return;
+               Cell* cell = tally.At(p, {task.assignee_id()});
+               if (cell == nullptr) return;
+               cell->Count("due");
+               if (task.status() == activity::v1::TASK_STATUS_COMPLETED &&
+                   task.has_completed_us() && task.completed_us() <= task.due_us()) {
+                 cell->Count("on_time");
+               }
+             });
+           }));
   kpis.push_back(Make(
       "speed_to_lead_seconds", kBehaviour,
       "Over leads captured in P: first response = the earliest of its first linked DONE "
@@ -561,9 +558,9 @@ std::vector<Kpi> BehaviourKpis() {
             return;
           }
           cell->Count("responded");
-          cell->Sample("response", static_cast<double>(std::max<int64_t>(
-                                       0, *response - lead.captured_us())) /
-                                       kMicrosPerSecond);
+          cell->Sample("response",
+                       static_cast<double>(std::max<int64_t>(0, *response - lead.captured_us())) /
+                           kMicrosPerSecond);
         });
       }));
   kpis.push_back(Make(
@@ -614,52 +611,51 @@ std::vector<Kpi> BusinessKpis() {
                       "Count of leads whose capture occurred_at is in P; by source and channel.",
                       {"source", "channel"}, {{"count", M::kCount, "count"}},
                       [](const Projection& projection, Tally& tally) {
-                        ForEachInRange(projection.leads_by_capture(), tally,
-                                       [&](size_t p, const auto& id) {
-                                         const pv::LeadView& lead = projection.leads().at(id);
-                                         if (Cell* cell =
-                                                 tally.At(p, {lead.source(), lead.channel()})) {
-                                           cell->Count("count");
-                                         }
-                                       });
+                        ForEachInRange(
+                            projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
+                              const pv::LeadView& lead = projection.leads().at(id);
+                              if (Cell* cell = tally.At(p, {lead.source(), lead.channel()})) {
+                                cell->Count("count");
+                              }
+                            });
                       }));
-  kpis.push_back(Make(
-      "lead_qualification_rate", kBusiness,
-      "Over leads captured in P, by their status now: qualified (qualified or converted) / "
-      "(qualified + disqualified); by source.",
-      {"source"},
-      {{"qualified", M::kCount, "qualified"},
-       {"disqualified", M::kCount, "disqualified"},
-       {"ratio", M::kRatio, "qualified", "decided"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInRange(projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
-          const pv::LeadView& lead = projection.leads().at(id);
-          Cell* cell = tally.At(p, {lead.source()});
-          if (cell == nullptr) return;
-          if (IsQualified(lead)) {
-            cell->Count("qualified");
-            cell->Count("decided");
-          } else if (lead.status() == pipeline::v1::LEAD_STATUS_DISQUALIFIED) {
-            cell->Count("disqualified");
-            cell->Count("decided");
-          }
-        });
-      }));
-  kpis.push_back(Make(
-      "lead_conversion_rate", kBusiness,
-      "Over leads captured in P: converted (status now) / captured; by source.", {"source"},
-      {{"converted", M::kCount, "converted"},
-       {"captured", M::kCount, "captured"},
-       {"ratio", M::kRatio, "converted", "captured"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInRange(projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
-          const pv::LeadView& lead = projection.leads().at(id);
-          Cell* cell = tally.At(p, {lead.source()});
-          if (cell == nullptr) return;
-          cell->Count("captured");
-          if (lead.status() == pipeline::v1::LEAD_STATUS_CONVERTED) cell->Count("converted");
-        });
-      }));
+  kpis.push_back(
+      Make("lead_qualification_rate", kBusiness,
+           "Over leads captured in P, by their status now: qualified (qualified or converted) / "
+           "(qualified + disqualified); by source.",
+           {"source"},
+           {{"qualified", M::kCount, "qualified"},
+            {"disqualified", M::kCount, "disqualified"},
+            {"ratio", M::kRatio, "qualified", "decided"}},
+           [](const Projection& projection, Tally& tally) {
+             ForEachInRange(projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
+               const pv::LeadView& lead = projection.leads().at(id);
+               Cell* cell = tally.At(p, {lead.source()});
+               if (cell == nullptr) return;
+               if (IsQualified(lead)) {
+                 cell->Count("qualified");
+                 cell->Count("decided");
+               } else if (lead.status() == pipeline::v1::LEAD_STATUS_DISQUALIFIED) {
+                 cell->Count("disqualified");
+                 cell->Count("decided");
+               }
+             });
+           }));
+  kpis.push_back(
+      Make("lead_conversion_rate", kBusiness,
+           "Over leads captured in P: converted (status now) / captured; by source.", {"source"},
+           {{"converted", M::kCount, "converted"},
+            {"captured", M::kCount, "captured"},
+            {"ratio", M::kRatio, "converted", "captured"}},
+           [](const Projection& projection, Tally& tally) {
+             ForEachInRange(projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
+               const pv::LeadView& lead = projection.leads().at(id);
+               Cell* cell = tally.At(p, {lead.source()});
+               if (cell == nullptr) return;
+               cell->Count("captured");
+               if (lead.status() == pipeline::v1::LEAD_STATUS_CONVERTED) cell->Count("converted");
+             });
+           }));
   kpis.push_back(Make(
       "stage_conversion_rate", kBusiness,
       "Over entries into stage s (opened in s, or moved into s) with occurred_at in P: those "
@@ -736,7 +732,8 @@ std::vector<Kpi> BusinessKpis() {
       "stage probability (bps) / 10000 (exact sum, then rounded toward zero), per currency; by "
       "stage and owner at that instant.",
       {"stage", "owner"},
-      {{"amount", M::kMoney, "amount"}, {"weighted_amount", M::kMoneyScaled, "weighted", "", 10000}},
+      {{"amount", M::kMoney, "amount"},
+       {"weighted_amount", M::kMoneyScaled, "weighted", "", 10000}},
       [](const Projection& projection, Tally& tally) {
         ForEachInstant(tally, [&](size_t p, int64_t instant) {
           for (const auto& [id, opportunity] : projection.opportunities()) {
@@ -754,19 +751,18 @@ std::vector<Kpi> BusinessKpis() {
       "sales_cycle_days", kBusiness,
       "Over opportunities won in P (latest close): p50 (exact nearest rank) of (won occurred_at "
       "- opened occurred_at) in whole days, rounded down; by region at the close.",
-      {"region"},
-      {{"p50_days", M::kQuantile, "days", "", 1, 50}, {"won", M::kCount, "won"}},
+      {"region"}, {{"p50_days", M::kQuantile, "days", "", 1, 50}, {"won", M::kCount, "won"}},
       [](const Projection& projection, Tally& tally) {
-        ForEachClose(projection, tally, true,
-                     [&](size_t p, auto&, const pv::OpportunityView& view, const pv::Close& close) {
-                       Cell* cell = tally.At(p, {close.region()});
-                       if (cell == nullptr) return;
-                       cell->Count("won");
-                       cell->Sample("days",
-                                    static_cast<double>((close.time_us() - view.opened_us()) /
-                                                        kMicrosPerDay),
-                                    /*exact=*/true);
-                     });
+        ForEachClose(
+            projection, tally, true,
+            [&](size_t p, auto&, const pv::OpportunityView& view, const pv::Close& close) {
+              Cell* cell = tally.At(p, {close.region()});
+              if (cell == nullptr) return;
+              cell->Count("won");
+              cell->Sample(
+                  "days", static_cast<double>((close.time_us() - view.opened_us()) / kMicrosPerDay),
+                  /*exact=*/true);
+            });
       }));
   kpis.push_back(Make(
       "average_deal_size", kBusiness,
@@ -813,28 +809,27 @@ std::vector<Kpi> BusinessKpis() {
           const int64_t resolved = *record.resolved_us().rbegin();
           if (Cell* cell = cell_at(resolved)) {
             cell->Count("resolved");
-            cell->Sample("resolution",
-                         static_cast<double>(resolved - record.first_opened_us()) /
-                             kMicrosPerSecond);
+            cell->Sample("resolution", static_cast<double>(resolved - record.first_opened_us()) /
+                                           kMicrosPerSecond);
           }
         }
       }));
-  kpis.push_back(Make(
-      "open_cases", kBusiness,
-      "Count of cases open at min(end of P, now) (opened or reopened, not resolved since); by "
-      "priority then.",
-      {"priority"}, {{"count", M::kCount, "count"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInstant(tally, [&](size_t p, int64_t instant) {
-          for (const auto& [id, record] : projection.cases()) {
-            const pv::CasePoint* point = PointAt(record.points(), instant);
-            if (point == nullptr || !point->open()) continue;
-            if (Cell* cell = tally.At(p, {PriorityLabel(point->priority())})) {
-              cell->Count("count");
-            }
-          }
-        });
-      }));
+  kpis.push_back(
+      Make("open_cases", kBusiness,
+           "Count of cases open at min(end of P, now) (opened or reopened, not resolved since); by "
+           "priority then.",
+           {"priority"}, {{"count", M::kCount, "count"}},
+           [](const Projection& projection, Tally& tally) {
+             ForEachInstant(tally, [&](size_t p, int64_t instant) {
+               for (const auto& [id, record] : projection.cases()) {
+                 const pv::CasePoint* point = PointAt(record.points(), instant);
+                 if (point == nullptr || !point->open()) continue;
+                 if (Cell* cell = tally.At(p, {PriorityLabel(point->priority())})) {
+                   cell->Count("count");
+                 }
+               }
+             });
+           }));
   return kpis;
 }
 
@@ -877,14 +872,13 @@ absl::StatusOr<v1::KpiResult> EvaluateKpi(const Projection& projection,
                                    : absl::StrCat("unknown KPI \"", request.kpi(), "\""));
   }
   for (const char* field : {"start_time", "end_time"}) {
-    const auto& time = absl::string_view(field) == "start_time" ? request.start_time()
-                                                               : request.end_time();
+    const auto& time =
+        absl::string_view(field) == "start_time" ? request.start_time() : request.end_time();
     if (!IsValidTimestamp(time)) return InvalidField(field, "not a valid time");
   }
-  CRM_ASSIGN_OR_RETURN(
-      std::vector<Period> periods,
-      PeriodsOverlapping(request.period_kind(), FromProto(request.start_time()),
-                         FromProto(request.end_time()), kMaxPeriods));
+  CRM_ASSIGN_OR_RETURN(std::vector<Period> periods,
+                       PeriodsOverlapping(request.period_kind(), FromProto(request.start_time()),
+                                          FromProto(request.end_time()), kMaxPeriods));
   Tally tally(std::move(periods), now);
   CRM_RETURN_IF_ERROR(tally.Configure(kpi->definition, request));
   kpi->evaluate(projection, tally);

@@ -352,7 +352,7 @@ TEST_F(KpiTest, ActivitiesLoggedCountsDoneActivitiesInTheWeekTheyHappened) {
   CancelScheduled("s2", At(1, 1));
 
   v1::KpiResult total = Query("activities_logged", 1, 3);
-  EXPECT_THAT(total.rows(), SizeIs(3));  // one row per week, even week 3 with 0
+  EXPECT_THAT(total.rows(), SizeIs(3));      // one row per week, even week 3 with 0
   EXPECT_EQ(CountOf(total, 1, "count"), 3);  // a1, a2, a4
   EXPECT_EQ(CountOf(total, 2, "count"), 1);  // a3
   EXPECT_EQ(CountOf(total, 3, "count"), 0);
@@ -485,18 +485,18 @@ TEST_F(KpiTest, OpenDealCoverageLooksAtTheSevenDaysBeforeTheEnd) {
 
 TEST_F(KpiTest, StaleOpportunitiesHaveNoFollowUpForTwoWeeksOrAPassedCloseDate) {
   DefinePipeline();
-  Open("a", At(1, 0));                      // nothing since: stale at the end of week 3
+  Open("a", At(1, 0));  // nothing since: stale at the end of week 3
   Open("b", At(1, 0));
-  Move("b", "qualify", 2500, At(3, 1));     // recent stage move
+  Move("b", "qualify", 2500, At(3, 1));  // recent stage move
   Open("c", At(1, 0));
   Log("x", activity::v1::ACTIVITY_TYPE_CALL, "o1", At(2, 1), At(2, 1), "", "", "c");
-  auto& d = Open("d", At(3, 0), "o2");       // expected to close on week 3's Sunday
+  auto& d = Open("d", At(3, 0), "o2");  // expected to close on week 3's Sunday
   const absl::CivilDay sunday = absl::ToCivilDay(At(3, 6), absl::UTCTimeZone());
   d.mutable_expected_close_date()->set_year(static_cast<int>(sunday.year()));
   d.mutable_expected_close_date()->set_month(sunday.month());
   d.mutable_expected_close_date()->set_day(sunday.day());
   UpdateOpportunity("d", At(3, 0, 1));
-  auto& e = Open("e", At(3, 0));            // expected on week 4's Monday: not passed yet
+  auto& e = Open("e", At(3, 0));  // expected on week 4's Monday: not passed yet
   const absl::CivilDay monday = absl::ToCivilDay(At(4, 0), absl::UTCTimeZone());
   e.mutable_expected_close_date()->set_year(static_cast<int>(monday.year()));
   e.mutable_expected_close_date()->set_month(monday.month());
@@ -516,10 +516,10 @@ TEST_F(KpiTest, TasksOnTimeRatioByAssignee) {
   Task("t1", "rep-a", At(1, 2, 12), At(1, 0));
   CompleteTask("t1", At(1, 2, 11));  // on time
   Task("t2", "rep-a", At(1, 3), At(1, 0));
-  CompleteTask("t2", At(1, 4));  // late
+  CompleteTask("t2", At(1, 4));             // late
   Task("t3", "rep-b", At(1, 4), At(1, 0));  // still open
   Task("t4", "rep-b", At(1, 4), At(1, 0));
-  CancelTask("t4", At(1, 1));  // cancelled: not due
+  CancelTask("t4", At(1, 1));               // cancelled: not due
   Task("t5", "rep-a", At(2, 1), At(1, 0));  // due next week
 
   v1::KpiResult total = Query("tasks_on_time_ratio", 1, 1);
@@ -644,8 +644,10 @@ TEST_F(KpiTest, WinRateByCountAndAmountPerCurrencyAtTheLatestClose) {
 
   v1::KpiResult total = Query("win_rate", 1, 2);
   EXPECT_EQ(RatioOf(total, 1, "ratio"), std::make_pair(int64_t{2}, int64_t{3}));
-  EXPECT_EQ(RatioOf(total, 1, "amount_ratio", {}, "EUR"), std::make_pair(int64_t{1000}, int64_t{4000}));
-  EXPECT_EQ(RatioOf(total, 1, "amount_ratio", {}, "USD"), std::make_pair(int64_t{500}, int64_t{500}));
+  EXPECT_EQ(RatioOf(total, 1, "amount_ratio", {}, "EUR"),
+            std::make_pair(int64_t{1000}, int64_t{4000}));
+  EXPECT_EQ(RatioOf(total, 1, "amount_ratio", {}, "USD"),
+            std::make_pair(int64_t{500}, int64_t{500}));
   EXPECT_EQ(RatioOf(total, 2, "ratio"), std::make_pair(int64_t{1}, int64_t{1}));
   v1::KpiResult grouped = Query("win_rate", 1, 1, {"owner", "region"});
   EXPECT_EQ(RatioOf(grouped, 1, "ratio", {"o1", "north"}), std::make_pair(int64_t{1}, int64_t{2}));
@@ -655,8 +657,8 @@ TEST_F(KpiTest, WinRateByCountAndAmountPerCurrencyAtTheLatestClose) {
 TEST_F(KpiTest, WonRevenueByProductAndRegionPerCurrency) {
   DefinePipeline();
   auto& a = Open("a", At(1, 0), "o1", "north", "prospect", 1000, 1000, "EUR");
-  for (auto [product, amount] : std::vector<std::pair<std::string, int64_t>>{{"basic", 600},
-                                                                            {"pro", 400}}) {
+  for (auto [product, amount] :
+       std::vector<std::pair<std::string, int64_t>>{{"basic", 600}, {"pro", 400}}) {
     pipeline::v1::ProductLine& line = *a.add_lines();
     line.set_product_id(product);
     line.set_amount_minor(amount);
@@ -785,15 +787,14 @@ TEST(KpiDefinitionsTest, EveryKpiOfTheSpecificationIsDefined) {
     EXPECT_EQ(definition.version(), kDefinitionVersion);
     EXPECT_FALSE(definition.rule().empty());
   }
-  EXPECT_THAT(names,
-              ::testing::UnorderedElementsAre(
-                  "activities_logged", "visit_report_compliance", "logging_delay_seconds",
-                  "active_reps", "contact_completeness_ratio", "open_deal_coverage",
-                  "stale_opportunities", "tasks_on_time_ratio", "speed_to_lead_seconds",
-                  "duplicate_rate", "leads_captured", "lead_qualification_rate",
-                  "lead_conversion_rate", "stage_conversion_rate", "win_rate", "won_revenue",
-                  "pipeline_value", "sales_cycle_days", "average_deal_size",
-                  "case_resolution_seconds", "open_cases"));
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre(
+                         "activities_logged", "visit_report_compliance", "logging_delay_seconds",
+                         "active_reps", "contact_completeness_ratio", "open_deal_coverage",
+                         "stale_opportunities", "tasks_on_time_ratio", "speed_to_lead_seconds",
+                         "duplicate_rate", "leads_captured", "lead_qualification_rate",
+                         "lead_conversion_rate", "stage_conversion_rate", "win_rate", "won_revenue",
+                         "pipeline_value", "sales_cycle_days", "average_deal_size",
+                         "case_resolution_seconds", "open_cases"));
 }
 
 }  // namespace

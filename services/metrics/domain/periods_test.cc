@@ -35,11 +35,11 @@ TEST(PeriodsTest, RangesListEveryOverlappingPeriodAndAreBounded) {
   ASSERT_TRUE(periods.ok());
   ASSERT_EQ(periods->size(), 2u);  // January and February; March starts at the end
   EXPECT_EQ((*periods)[1].Label(), "2026-02");
-  EXPECT_EQ(Violations(PeriodsOverlapping(v1::PERIOD_KIND_ISO_WEEK, Utc(2026, 1, 1),
-                                          Utc(2027, 1, 1), 10)
-                           .status())[0]
-                .field,
-            "end_time");
+  EXPECT_EQ(
+      Violations(PeriodsOverlapping(v1::PERIOD_KIND_ISO_WEEK, Utc(2026, 1, 1), Utc(2027, 1, 1), 10)
+                     .status())[0]
+          .field,
+      "end_time");
   EXPECT_EQ(Violations(PeriodsOverlapping(v1::PERIOD_KIND_UNSPECIFIED, Utc(2026, 1, 1),
                                           Utc(2027, 1, 1), 10)
                            .status())[0]

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "crm/activity/v1/events.pb.h"
@@ -166,8 +166,8 @@ void EvolveOpportunity(pv::OpportunityView& view, const EventEnvelope& event) {
   }
   const bool closed = opportunity.status() == pipeline::v1::OPPORTUNITY_STATUS_WON ||
                       opportunity.status() == pipeline::v1::OPPORTUNITY_STATUS_LOST;
-  if (closed && (payload.Is<pipeline::v1::OpportunityWon>() ||
-                 payload.Is<pipeline::v1::OpportunityLost>())) {
+  if (closed &&
+      (payload.Is<pipeline::v1::OpportunityWon>() || payload.Is<pipeline::v1::OpportunityLost>())) {
     pv::Close& close = *view.mutable_close();
     close.Clear();
     close.set_time_us(at);
@@ -289,15 +289,22 @@ void EvolveCase(pv::CaseView& view, const EventEnvelope& event) {
 
 void Evolve(pv::StreamView& view, const EventEnvelope& event) {
   switch (view.kind_case()) {
-    case pv::StreamView::kContact: return EvolveContact(*view.mutable_contact(), event);
-    case pv::StreamView::kLead: return EvolveLead(*view.mutable_lead(), event);
+    case pv::StreamView::kContact:
+      return EvolveContact(*view.mutable_contact(), event);
+    case pv::StreamView::kLead:
+      return EvolveLead(*view.mutable_lead(), event);
     case pv::StreamView::kOpportunity:
       return EvolveOpportunity(*view.mutable_opportunity(), event);
-    case pv::StreamView::kPipeline: return EvolvePipeline(*view.mutable_pipeline(), event);
-    case pv::StreamView::kActivity: return EvolveActivity(*view.mutable_activity(), event);
-    case pv::StreamView::kTask: return EvolveTask(*view.mutable_task(), event);
-    case pv::StreamView::kCase: return EvolveCase(*view.mutable_case_(), event);
-    case pv::StreamView::KIND_NOT_SET: return;
+    case pv::StreamView::kPipeline:
+      return EvolvePipeline(*view.mutable_pipeline(), event);
+    case pv::StreamView::kActivity:
+      return EvolveActivity(*view.mutable_activity(), event);
+    case pv::StreamView::kTask:
+      return EvolveTask(*view.mutable_task(), event);
+    case pv::StreamView::kCase:
+      return EvolveCase(*view.mutable_case_(), event);
+    case pv::StreamView::KIND_NOT_SET:
+      return;
   }
 }
 
@@ -305,14 +312,29 @@ void Evolve(pv::StreamView& view, const EventEnvelope& event) {
 pv::StreamView EmptyView(Kind kind) {
   pv::StreamView view;
   switch (kind) {
-    case pv::StreamView::kContact: view.mutable_contact(); break;
-    case pv::StreamView::kLead: view.mutable_lead(); break;
-    case pv::StreamView::kOpportunity: view.mutable_opportunity(); break;
-    case pv::StreamView::kPipeline: view.mutable_pipeline(); break;
-    case pv::StreamView::kActivity: view.mutable_activity(); break;
-    case pv::StreamView::kTask: view.mutable_task(); break;
-    case pv::StreamView::kCase: view.mutable_case_(); break;
-    case pv::StreamView::KIND_NOT_SET: break;
+    case pv::StreamView::kContact:
+      view.mutable_contact();
+      break;
+    case pv::StreamView::kLead:
+      view.mutable_lead();
+      break;
+    case pv::StreamView::kOpportunity:
+      view.mutable_opportunity();
+      break;
+    case pv::StreamView::kPipeline:
+      view.mutable_pipeline();
+      break;
+    case pv::StreamView::kActivity:
+      view.mutable_activity();
+      break;
+    case pv::StreamView::kTask:
+      view.mutable_task();
+      break;
+    case pv::StreamView::kCase:
+      view.mutable_case_();
+      break;
+    case pv::StreamView::KIND_NOT_SET:
+      break;
   }
   return view;
 }
@@ -346,16 +368,29 @@ std::string ActiveKey(int kind, int64_t start_us, absl::string_view actor) {
 pv::StreamView Projection::Get(const std::string& id, Kind kind) const {
   pv::StreamView view = EmptyView(kind);
   switch (kind) {
-    case pv::StreamView::kContact: CopyInto(contacts_, id, view.mutable_contact()); break;
-    case pv::StreamView::kLead: CopyInto(leads_, id, view.mutable_lead()); break;
+    case pv::StreamView::kContact:
+      CopyInto(contacts_, id, view.mutable_contact());
+      break;
+    case pv::StreamView::kLead:
+      CopyInto(leads_, id, view.mutable_lead());
+      break;
     case pv::StreamView::kOpportunity:
       CopyInto(opportunities_, id, view.mutable_opportunity());
       break;
-    case pv::StreamView::kPipeline: CopyInto(pipelines_, id, view.mutable_pipeline()); break;
-    case pv::StreamView::kActivity: CopyInto(activities_, id, view.mutable_activity()); break;
-    case pv::StreamView::kTask: CopyInto(tasks_, id, view.mutable_task()); break;
-    case pv::StreamView::kCase: CopyInto(cases_, id, view.mutable_case_()); break;
-    case pv::StreamView::KIND_NOT_SET: break;
+    case pv::StreamView::kPipeline:
+      CopyInto(pipelines_, id, view.mutable_pipeline());
+      break;
+    case pv::StreamView::kActivity:
+      CopyInto(activities_, id, view.mutable_activity());
+      break;
+    case pv::StreamView::kTask:
+      CopyInto(tasks_, id, view.mutable_task());
+      break;
+    case pv::StreamView::kCase:
+      CopyInto(cases_, id, view.mutable_case_());
+      break;
+    case pv::StreamView::KIND_NOT_SET:
+      break;
   }
   return view;
 }
@@ -384,19 +419,37 @@ void Projection::Index(const std::string& id, const pv::StreamView& view, bool a
     case pv::StreamView::kLead:
       if (view.lead().captured()) toggle(leads_by_capture_, view.lead().captured_us(), id);
       break;
-    case pv::StreamView::kTask: toggle(tasks_by_due_, view.task().due_us(), id); break;
-    default: break;
+    case pv::StreamView::kTask:
+      toggle(tasks_by_due_, view.task().due_us(), id);
+      break;
+    default:
+      break;
   }
   if (!add) return;
   switch (view.kind_case()) {
-    case pv::StreamView::kContact: contacts_[id] = view.contact(); break;
-    case pv::StreamView::kLead: leads_[id] = view.lead(); break;
-    case pv::StreamView::kOpportunity: opportunities_[id] = view.opportunity(); break;
-    case pv::StreamView::kPipeline: pipelines_[id] = view.pipeline(); break;
-    case pv::StreamView::kActivity: activities_[id] = view.activity(); break;
-    case pv::StreamView::kTask: tasks_[id] = view.task(); break;
-    case pv::StreamView::kCase: cases_[id] = view.case_(); break;
-    case pv::StreamView::KIND_NOT_SET: break;
+    case pv::StreamView::kContact:
+      contacts_[id] = view.contact();
+      break;
+    case pv::StreamView::kLead:
+      leads_[id] = view.lead();
+      break;
+    case pv::StreamView::kOpportunity:
+      opportunities_[id] = view.opportunity();
+      break;
+    case pv::StreamView::kPipeline:
+      pipelines_[id] = view.pipeline();
+      break;
+    case pv::StreamView::kActivity:
+      activities_[id] = view.activity();
+      break;
+    case pv::StreamView::kTask:
+      tasks_[id] = view.task();
+      break;
+    case pv::StreamView::kCase:
+      cases_[id] = view.case_();
+      break;
+    case pv::StreamView::KIND_NOT_SET:
+      break;
   }
 }
 
@@ -422,9 +475,12 @@ void Projection::MarkActive(const std::string& actor, absl::Time recorded_at,
 Outcome Projection::Apply(const EventEnvelope& event, std::vector<Row>& rows) {
   const std::string& stream = event.stream_id();
   switch (kafka::CheckStreamVersion(Version(stream), event.stream_version())) {
-    case kafka::VersionCheck::kDuplicate: return Outcome::kDuplicate;
-    case kafka::VersionCheck::kGap: return Outcome::kGap;
-    case kafka::VersionCheck::kApply: break;
+    case kafka::VersionCheck::kDuplicate:
+      return Outcome::kDuplicate;
+    case kafka::VersionCheck::kGap:
+      return Outcome::kGap;
+    case kafka::VersionCheck::kApply:
+      break;
   }
   const std::string id(SplitStream(stream).second);
   pv::StreamView view = Get(id, KindOf(event.stream_type()));

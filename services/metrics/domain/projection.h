@@ -63,9 +63,7 @@ class Projection {
   const absl::flat_hash_map<std::string, pv::OpportunityView>& opportunities() const {
     return opportunities_;
   }
-  const absl::flat_hash_map<std::string, pv::PipelineView>& pipelines() const {
-    return pipelines_;
-  }
+  const absl::flat_hash_map<std::string, pv::PipelineView>& pipelines() const { return pipelines_; }
   const absl::flat_hash_map<std::string, pv::ActivityView>& activities() const {
     return activities_;
   }

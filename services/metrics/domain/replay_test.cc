@@ -101,9 +101,14 @@ TEST(ReplayTest, InterleavedDuplicatedAndReorderedDeliveryGivesTheSameProjection
   int gaps = 0;
   for (const EventEnvelope& event : delivered) {
     switch (interleaved.Apply(event, rows)) {
-      case Outcome::kDuplicate: ++duplicates; break;
-      case Outcome::kGap: ++gaps; break;
-      case Outcome::kApplied: break;
+      case Outcome::kDuplicate:
+        ++duplicates;
+        break;
+      case Outcome::kGap:
+        ++gaps;
+        break;
+      case Outcome::kApplied:
+        break;
     }
   }
   EXPECT_GT(duplicates, 0);

@@ -47,8 +47,8 @@ TEST(SketchTest, MergedSketchesEqualTheSketchOfTheUnionInAnyOrder) {
 TEST(SketchTest, ExactSketchCountsWholeNumbersAndZeros) {
   Sketch days = Sketch::Exact();
   for (double d : {0.0, 8.0, 6.0, 9.0}) days.Add(d);
-  EXPECT_EQ(*days.Quantile(50), 6);   // [0, 6, 8, 9], rank 2
-  EXPECT_EQ(*days.Quantile(25), 0);   // rank 1
+  EXPECT_EQ(*days.Quantile(50), 6);  // [0, 6, 8, 9], rank 2
+  EXPECT_EQ(*days.Quantile(25), 0);  // rank 1
   EXPECT_EQ(*days.Quantile(100), 9);
   EXPECT_FALSE(Sketch::Exact().Quantile(50).has_value());
 }

@@ -14,8 +14,8 @@ namespace crm::metrics::testing {
 using events::v1::EventEnvelope;
 
 const EventEnvelope& EventLog::Add(const std::string& stream,
-                                   const google::protobuf::Message& payload,
-                                   absl::Time occurred_at, EventOptions options) {
+                                   const google::protobuf::Message& payload, absl::Time occurred_at,
+                                   EventOptions options) {
   EventEnvelope& event = events_.emplace_back();
   event.set_event_id(absl::StrCat("event-", events_.size()));
   event.set_stream_id(stream);

@@ -40,7 +40,6 @@ std::string TopicOf(const events::v1::EventEnvelope& event);
 
 // A reproducible history of about `count` events starting at `start`, over roughly 12 weeks:
 // 40 reps in 4 regions, late and on-time logging, merges, reopenings, several currencies.
-std::vector<events::v1::EventEnvelope> GenerateHistory(int count, uint64_t seed,
-                                                       absl::Time start);
+std::vector<events::v1::EventEnvelope> GenerateHistory(int count, uint64_t seed, absl::Time start);
 
 }  // namespace crm::metrics::testing
