@@ -62,6 +62,9 @@ start_service pipeline "${CRM_PIPELINE_PORT:-7003}" "${CRM_PIPELINE_METRICS_PORT
 start_service activity "${CRM_ACTIVITY_PORT:-7002}" "${CRM_ACTIVITY_METRICS_PORT:-9102}" \
   --contact-service "$CONTACT" --contact-service-plaintext \
   --pipeline-service "$PIPELINE" --pipeline-service-plaintext
+METRICS="127.0.0.1:${CRM_METRICS_PORT:-7004}"
+start_service metrics "${CRM_METRICS_PORT:-7004}" "${CRM_METRICS_METRICS_PORT:-9104}" \
+  --consumer-session-timeout-ms 4000
 
 TOKEN=$("$CRMCTL" token --sub admin --scopes admin)
 cat <<MSG
@@ -71,6 +74,7 @@ CRM local system is up.
   contact-service:     $CONTACT   metrics http://127.0.0.1:${CRM_CONTACT_METRICS_PORT:-9101}/metrics   log $DATA_DIR/contact.log
   activity-service:    $ACTIVITY   metrics http://127.0.0.1:${CRM_ACTIVITY_METRICS_PORT:-9102}/metrics   log $DATA_DIR/activity.log
   pipeline-service:    $PIPELINE   metrics http://127.0.0.1:${CRM_PIPELINE_METRICS_PORT:-9103}/metrics   log $DATA_DIR/pipeline.log
+  metrics-service:     $METRICS   metrics http://127.0.0.1:${CRM_METRICS_METRICS_PORT:-9104}/metrics   log $DATA_DIR/metrics.log
 
 Try (an admin token for 12 h is in CRM_TOKEN below):
   export CRM_TOKEN=$TOKEN
@@ -80,6 +84,9 @@ Try (an admin token for 12 h is in CRM_TOKEN below):
   $CRMCTL call $PIPELINE --plaintext crm.pipeline.v1.PipelineService/CaptureLead '{"lead": {"source": "webinar", "person": {"given_name": "Grace", "email": "grace@example.com"}, "company": {"display_name": "Hopper Inc"}}, "request_id": "demo-lead-1", "channel": "web_form"}'
   $CRMCTL call $ACTIVITY --plaintext crm.activity.v1.ActivityService/LogActivity '{"activity": {"type": "ACTIVITY_TYPE_CALL", "channel": "phone", "contact_id": "<contact_id from CreateContact>", "subject": "Intro call", "outcome": "connected"}, "request_id": "demo-call-1"}'
   $CRMCTL call $ACTIVITY --plaintext crm.activity.v1.ActivityService/ListTimeline '{"contact_id": "<contact_id>"}'
+  $CRMCTL call $METRICS --plaintext crm.metrics.v1.MetricsService/GetAdoptionScorecard '{"period_kind": "PERIOD_KIND_ISO_WEEK"}'
+  $CRMCTL call $METRICS --plaintext crm.metrics.v1.MetricsService/GetBusinessDashboard '{"period_kind": "PERIOD_KIND_MONTH"}'
+  $CRMCTL call $METRICS --plaintext crm.metrics.v1.MetricsService/QueryKpi '{"kpi": "activities_logged", "period_kind": "PERIOD_KIND_ISO_WEEK", "start_time": "2026-11-01T00:00:00Z", "end_time": "2026-12-01T00:00:00Z", "group_by": ["rep", "type"]}'
   kcat -C -b $BROKER -t crm.contact.events.v1 -e
 Press Ctrl-C to stop.
 MSG

@@ -12,4 +12,6 @@ for bench in eventstore_bench relay_bench contact_bench pipeline_bench activity_
   "$BUILD_DIR/tests/bench/$bench" --benchmark_out="$out/$bench.json" --benchmark_out_format=json
 done
 /usr/bin/python3 tests/bench/report.py --tmpdir "$TMPDIR" --out docs/benchmarks.md "$out"/*.json
+echo "== metrics_bench"
+"$BUILD_DIR/tests/bench/metrics_bench" 2>/dev/null | sed -n '/^### metrics-service/,$p' >> docs/benchmarks.md
 echo "wrote docs/benchmarks.md"
