@@ -96,7 +96,6 @@ class Tally {
   }
 
   const std::vector<Period>& periods() const { return periods_; }
-  absl::Time now() const { return now_; }
   int64_t range_start_us() const { return ToMicros(periods_.front().start); }
   int64_t range_end_us() const { return ToMicros(periods_.back().end); }
 

@@ -425,41 +425,34 @@ void Projection::Index(const std::string& id, const pv::StreamView& view, bool a
     default:
       break;
   }
-  if (!add) return;
+}
+
+void Projection::Store(const std::string& id, pv::StreamView view) {
   switch (view.kind_case()) {
     case pv::StreamView::kContact:
-      contacts_[id] = view.contact();
+      contacts_[id] = std::move(*view.mutable_contact());
       break;
     case pv::StreamView::kLead:
-      leads_[id] = view.lead();
+      leads_[id] = std::move(*view.mutable_lead());
       break;
     case pv::StreamView::kOpportunity:
-      opportunities_[id] = view.opportunity();
+      opportunities_[id] = std::move(*view.mutable_opportunity());
       break;
     case pv::StreamView::kPipeline:
-      pipelines_[id] = view.pipeline();
+      pipelines_[id] = std::move(*view.mutable_pipeline());
       break;
     case pv::StreamView::kActivity:
-      activities_[id] = view.activity();
+      activities_[id] = std::move(*view.mutable_activity());
       break;
     case pv::StreamView::kTask:
-      tasks_[id] = view.task();
+      tasks_[id] = std::move(*view.mutable_task());
       break;
     case pv::StreamView::kCase:
-      cases_[id] = view.case_();
+      cases_[id] = std::move(*view.mutable_case_());
       break;
     case pv::StreamView::KIND_NOT_SET:
       break;
   }
-}
-
-void Projection::Put(const std::string& stream, const std::string& id, pv::StreamView view,
-                     std::vector<Row>& rows) {
-  const pv::StreamView before = Get(id, view.kind_case());
-  Index(id, before, /*add=*/false);
-  Index(id, view, /*add=*/true);
-  versions_[stream] = view.version();
-  rows.push_back({absl::StrCat(kStreamPrefix, stream), view.SerializeAsString()});
 }
 
 void Projection::MarkActive(const std::string& actor, absl::Time recorded_at,
@@ -483,10 +476,15 @@ Outcome Projection::Apply(const EventEnvelope& event, std::vector<Row>& rows) {
       break;
   }
   const std::string id(SplitStream(stream).second);
+  // The one copy of the view: unindexed as it was, evolved, indexed, persisted, moved back.
   pv::StreamView view = Get(id, KindOf(event.stream_type()));
+  Index(id, view, /*add=*/false);
   Evolve(view, event);
   view.set_version(event.stream_version());
-  Put(stream, id, std::move(view), rows);
+  Index(id, view, /*add=*/true);
+  versions_[stream] = view.version();
+  rows.push_back({absl::StrCat(kStreamPrefix, stream), view.SerializeAsString()});
+  Store(id, std::move(view));
 
   if (event.actor_kind() != common::v1::ACTOR_KIND_SERVICE && !event.actor_id().empty()) {
     MarkActive(event.actor_id(), FromProto(event.recorded_at()), rows);
@@ -509,6 +507,7 @@ absl::Status Projection::Restore(absl::string_view key, absl::string_view value)
     const std::string id(SplitStream(stream).second);
     Index(id, view, /*add=*/true);
     versions_[stream] = view.version();
+    Store(id, std::move(view));
     return absl::OkStatus();
   }
   if (absl::StartsWith(key, kActivePrefix)) {

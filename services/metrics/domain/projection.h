@@ -81,9 +81,10 @@ class Projection {
   const absl::btree_set<std::string>* ActiveActors(PeriodKind kind, absl::Time start) const;
 
  private:
+  // Adds the view's entries to (or removes them from) the time indexes.
   void Index(const std::string& id, const pv::StreamView& view, bool add);
-  void Put(const std::string& stream, const std::string& id, pv::StreamView view,
-           std::vector<Row>& rows);
+  // Keeps the view in the map of its kind.
+  void Store(const std::string& id, pv::StreamView view);
   pv::StreamView Get(const std::string& id, pv::StreamView::KindCase kind) const;
   void MarkActive(const std::string& actor, absl::Time recorded_at, std::vector<Row>& rows);
 

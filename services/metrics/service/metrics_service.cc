@@ -76,8 +76,10 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CheckConsistency(
   return versions;
 }
 
-absl::Time PeriodTime(const google::protobuf::Timestamp& time, absl::Time now) {
-  return time.seconds() == 0 && time.nanos() == 0 ? now : FromProto(time);
+// The request's time, or now when it has none.
+template <typename Request>
+absl::Time PeriodTime(const Request& request, absl::Time now) {
+  return request.has_time() ? FromProto(request.time()) : now;
 }
 
 absl::Status CheckPeriod(PeriodKind kind, const google::protobuf::Timestamp& time) {
@@ -202,8 +204,7 @@ grpc::ServerUnaryReactor* MetricsService::GetAdoptionScorecard(
               return projector_.Read([&](const Projection& projection,
                                          const ProjectorStats& stats) -> absl::Status {
                 const absl::Time now = absl::Now();
-                const Period period =
-                    PeriodOf(request->period_kind(), PeriodTime(request->time(), now));
+                const Period period = PeriodOf(request->period_kind(), PeriodTime(*request, now));
                 *response->mutable_period() = period.ToProto();
                 std::map<std::string, v1::RepScorecard> reps;
                 for (const auto& [kpi, rep_dimension] : kRepKpis) {
@@ -247,7 +248,7 @@ grpc::ServerUnaryReactor* MetricsService::GetBusinessDashboard(
                                                const ProjectorStats& stats) -> absl::Status {
                       const absl::Time now = absl::Now();
                       const Period period =
-                          PeriodOf(request->period_kind(), PeriodTime(request->time(), now));
+                          PeriodOf(request->period_kind(), PeriodTime(*request, now));
                       *response->mutable_period() = period.ToProto();
                       for (const auto& [kpi, group_by] : kDashboard) {
                         CRM_ASSIGN_OR_RETURN(*response->add_kpis(),

@@ -87,7 +87,7 @@ class Projector {
 
   explicit Projector(ProjectorOptions options);
   absl::Status Open();
-  absl::StatusOr<std::unique_ptr<Generation>> LoadGeneration(int64_t number, bool create);
+  absl::StatusOr<std::unique_ptr<Generation>> LoadGeneration(int64_t number, bool load);
   absl::Status Attach(Generation& generation);
   void Run();
   // Polls one batch into `generation`; `live` generations are applied under the lock.
