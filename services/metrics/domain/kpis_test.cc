@@ -261,8 +261,7 @@ class KpiTest : public ::testing::Test {
                                          std::vector<std::string> group_by = {},
                                          std::vector<v1::DimensionFilter> filters = {}) {
     Projection projection;
-    std::vector<Row> rows;
-    for (const auto& event : log_.events()) projection.Apply(event, rows);
+    for (const auto& event : log_.events()) projection.Apply(event);
     v1::QueryKpiRequest request;
     request.set_kpi(kpi);
     request.set_period_kind(v1::PERIOD_KIND_ISO_WEEK);

@@ -11,12 +11,16 @@
 #include "crm/contact/v1/events.pb.h"
 #include "crm/kafka/consumer.h"
 #include "crm/pipeline/v1/events.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace crm::metrics {
 namespace {
 
 using events::v1::EventEnvelope;
 using Kind = pv::StreamView::KindCase;
+using google::protobuf::internal::WireFormatLite;
 
 constexpr absl::string_view kStreamPrefix = "s/";
 constexpr absl::string_view kActivePrefix = "r/";
@@ -47,11 +51,14 @@ std::pair<absl::string_view, absl::string_view> SplitStream(absl::string_view st
 template <typename Points, typename Point>
 void AppendPoint(Points& points, Point point) {
   if (!points.empty()) {
-    Point last = points[points.size() - 1];
-    last.set_time_us(point.time_us());
-    if (last.SerializeAsString() == point.SerializeAsString()) return;
-    if (points[points.size() - 1].time_us() == point.time_us()) {
-      *points.Mutable(points.size() - 1) = std::move(point);
+    Point& last = *points.Mutable(points.size() - 1);
+    const int64_t at = point.time_us();
+    point.set_time_us(last.time_us());
+    const bool same = point.SerializeAsString() == last.SerializeAsString();
+    point.set_time_us(at);
+    if (same) return;
+    if (last.time_us() == at) {
+      last = std::move(point);
       return;
     }
   }
@@ -68,7 +75,7 @@ void SetContactFacts(pv::ContactView& view, const contact::v1::Contact& contact)
   view.set_archived(contact.archived());
 }
 
-void EvolveContact(pv::ContactView& view, const EventEnvelope& event) {
+void Evolve(pv::ContactView& view, const EventEnvelope& event) {
   const google::protobuf::Any& payload = event.payload();
   const int64_t at = Micros(event.occurred_at());
   if (contact::v1::ContactCreated created; payload.UnpackTo(&created)) {
@@ -102,7 +109,7 @@ void EvolveContact(pv::ContactView& view, const EventEnvelope& event) {
 
 // --- leads --------------------------------------------------------------------------------
 
-void EvolveLead(pv::LeadView& view, const EventEnvelope& event) {
+void Evolve(pv::LeadView& view, const EventEnvelope& event) {
   const google::protobuf::Any& payload = event.payload();
   const int64_t at = Micros(event.occurred_at());
   if (pipeline::v1::LeadCaptured captured; payload.UnpackTo(&captured)) {
@@ -131,28 +138,28 @@ std::optional<int64_t> DaysSinceEpoch(const common::v1::Date& date) {
   return absl::CivilDay(date.year(), date.month(), date.day()) - absl::CivilDay(1970, 1, 1);
 }
 
-void EvolveOpportunity(pv::OpportunityView& view, const EventEnvelope& event) {
+void Evolve(pv::OpportunityView& view, const EventEnvelope& event) {
   const google::protobuf::Any& payload = event.payload();
   const int64_t at = Micros(event.occurred_at());
   pipeline::v1::Opportunity opportunity;
   bool entered_stage = false;
   if (pipeline::v1::OpportunityOpened opened; payload.UnpackTo(&opened)) {
-    opportunity = opened.opportunity();
+    opportunity = std::move(*opened.mutable_opportunity());
     view.set_opened(true);
     view.set_opened_us(at);
     entered_stage = true;
   } else if (pipeline::v1::OpportunityStageMoved moved; payload.UnpackTo(&moved)) {
-    opportunity = moved.opportunity();
+    opportunity = std::move(*moved.mutable_opportunity());
     entered_stage = true;
   } else if (pipeline::v1::OpportunityUpdated updated; payload.UnpackTo(&updated)) {
-    opportunity = updated.opportunity();
+    opportunity = std::move(*updated.mutable_opportunity());
   } else if (pipeline::v1::OpportunityWon won; payload.UnpackTo(&won)) {
-    opportunity = won.opportunity();
+    opportunity = std::move(*won.mutable_opportunity());
     view.add_won_us(at);
   } else if (pipeline::v1::OpportunityLost lost; payload.UnpackTo(&lost)) {
-    opportunity = lost.opportunity();
+    opportunity = std::move(*lost.mutable_opportunity());
   } else if (pipeline::v1::OpportunityReopened reopened; payload.UnpackTo(&reopened)) {
-    opportunity = reopened.opportunity();
+    opportunity = std::move(*reopened.mutable_opportunity());
     view.clear_close();
   } else {
     return;
@@ -197,7 +204,7 @@ void EvolveOpportunity(pv::OpportunityView& view, const EventEnvelope& event) {
   AppendPoint(*view.mutable_points(), std::move(point));
 }
 
-void EvolvePipeline(pv::PipelineView& view, const EventEnvelope& event) {
+void Evolve(pv::PipelineView& view, const EventEnvelope& event) {
   pipeline::v1::PipelineDefined defined;
   if (!event.payload().UnpackTo(&defined)) return;
   for (const pv::PipelineRevision& known : view.revisions()) {
@@ -212,18 +219,18 @@ void EvolvePipeline(pv::PipelineView& view, const EventEnvelope& event) {
 
 // --- activities, tasks, cases -------------------------------------------------------------
 
-void EvolveActivity(pv::ActivityView& view, const EventEnvelope& event) {
+void Evolve(pv::ActivityView& view, const EventEnvelope& event) {
   const google::protobuf::Any& payload = event.payload();
   activity::v1::Activity activity;
   if (activity::v1::ActivityLogged logged; payload.UnpackTo(&logged)) {
-    activity = logged.activity();
+    activity = std::move(*logged.mutable_activity());
     view.set_first_recorded_us(Micros(event.recorded_at()));
   } else if (activity::v1::ActivityUpdated updated; payload.UnpackTo(&updated)) {
-    activity = updated.activity();
+    activity = std::move(*updated.mutable_activity());
   } else if (activity::v1::ActivityCompleted completed; payload.UnpackTo(&completed)) {
-    activity = completed.activity();
+    activity = std::move(*completed.mutable_activity());
   } else if (activity::v1::ActivityCancelled cancelled; payload.UnpackTo(&cancelled)) {
-    activity = cancelled.activity();
+    activity = std::move(*cancelled.mutable_activity());
   } else {
     return;
   }
@@ -239,18 +246,18 @@ void EvolveActivity(pv::ActivityView& view, const EventEnvelope& event) {
   }
 }
 
-void EvolveTask(pv::TaskView& view, const EventEnvelope& event) {
+void Evolve(pv::TaskView& view, const EventEnvelope& event) {
   const google::protobuf::Any& payload = event.payload();
   activity::v1::Task task;
   if (activity::v1::TaskScheduled scheduled; payload.UnpackTo(&scheduled)) {
-    task = scheduled.task();
+    task = std::move(*scheduled.mutable_task());
   } else if (activity::v1::TaskCompleted completed; payload.UnpackTo(&completed)) {
-    task = completed.task();
+    task = std::move(*completed.mutable_task());
     view.set_completed_us(Micros(event.occurred_at()));
   } else if (activity::v1::TaskCancelled cancelled; payload.UnpackTo(&cancelled)) {
-    task = cancelled.task();
+    task = std::move(*cancelled.mutable_task());
   } else if (activity::v1::TaskReassigned reassigned; payload.UnpackTo(&reassigned)) {
-    task = reassigned.task();
+    task = std::move(*reassigned.mutable_task());
   } else {
     return;
   }
@@ -259,23 +266,23 @@ void EvolveTask(pv::TaskView& view, const EventEnvelope& event) {
   view.set_status(task.status());
 }
 
-void EvolveCase(pv::CaseView& view, const EventEnvelope& event) {
+void Evolve(pv::CaseView& view, const EventEnvelope& event) {
   const google::protobuf::Any& payload = event.payload();
   const int64_t at = Micros(event.occurred_at());
   activity::v1::Case record;
   if (activity::v1::CaseOpened opened; payload.UnpackTo(&opened)) {
-    record = opened.case_();
+    record = std::move(*opened.mutable_case_());
     if (!view.has_first_opened_us()) view.set_first_opened_us(at);
     view.set_channel(record.channel());
   } else if (activity::v1::CaseAssigned assigned; payload.UnpackTo(&assigned)) {
-    record = assigned.case_();
+    record = std::move(*assigned.mutable_case_());
   } else if (activity::v1::CaseNoteAdded noted; payload.UnpackTo(&noted)) {
-    record = noted.case_();
+    record = std::move(*noted.mutable_case_());
   } else if (activity::v1::CaseResolved resolved; payload.UnpackTo(&resolved)) {
-    record = resolved.case_();
+    record = std::move(*resolved.mutable_case_());
     view.add_resolved_us(at);
   } else if (activity::v1::CaseReopened reopened; payload.UnpackTo(&reopened)) {
-    record = reopened.case_();
+    record = std::move(*reopened.mutable_case_());
     view.add_reopened_us(at);
   } else {
     return;
@@ -287,64 +294,33 @@ void EvolveCase(pv::CaseView& view, const EventEnvelope& event) {
   AppendPoint(*view.mutable_points(), std::move(point));
 }
 
-void Evolve(pv::StreamView& view, const EventEnvelope& event) {
-  switch (view.kind_case()) {
-    case pv::StreamView::kContact:
-      return EvolveContact(*view.mutable_contact(), event);
-    case pv::StreamView::kLead:
-      return EvolveLead(*view.mutable_lead(), event);
-    case pv::StreamView::kOpportunity:
-      return EvolveOpportunity(*view.mutable_opportunity(), event);
-    case pv::StreamView::kPipeline:
-      return EvolvePipeline(*view.mutable_pipeline(), event);
-    case pv::StreamView::kActivity:
-      return EvolveActivity(*view.mutable_activity(), event);
-    case pv::StreamView::kTask:
-      return EvolveTask(*view.mutable_task(), event);
-    case pv::StreamView::kCase:
-      return EvolveCase(*view.mutable_case_(), event);
-    case pv::StreamView::KIND_NOT_SET:
-      return;
-  }
+// Which member of StreamView holds a view.
+constexpr int FieldOf(const pv::ContactView&) { return pv::StreamView::kContactFieldNumber; }
+constexpr int FieldOf(const pv::LeadView&) { return pv::StreamView::kLeadFieldNumber; }
+constexpr int FieldOf(const pv::OpportunityView&) {
+  return pv::StreamView::kOpportunityFieldNumber;
 }
+constexpr int FieldOf(const pv::PipelineView&) { return pv::StreamView::kPipelineFieldNumber; }
+constexpr int FieldOf(const pv::ActivityView&) { return pv::StreamView::kActivityFieldNumber; }
+constexpr int FieldOf(const pv::TaskView&) { return pv::StreamView::kTaskFieldNumber; }
+constexpr int FieldOf(const pv::CaseView&) { return pv::StreamView::kCaseFieldNumber; }
 
-// Empties a view of `kind` (so that Evolve knows which kind it is).
-pv::StreamView EmptyView(Kind kind) {
-  pv::StreamView view;
-  switch (kind) {
-    case pv::StreamView::kContact:
-      view.mutable_contact();
-      break;
-    case pv::StreamView::kLead:
-      view.mutable_lead();
-      break;
-    case pv::StreamView::kOpportunity:
-      view.mutable_opportunity();
-      break;
-    case pv::StreamView::kPipeline:
-      view.mutable_pipeline();
-      break;
-    case pv::StreamView::kActivity:
-      view.mutable_activity();
-      break;
-    case pv::StreamView::kTask:
-      view.mutable_task();
-      break;
-    case pv::StreamView::kCase:
-      view.mutable_case_();
-      break;
-    case pv::StreamView::KIND_NOT_SET:
-      break;
+// The stored form of a view: the bytes of StreamView{version, <field> = *view}, written
+// without copying the view into a StreamView first. A null view stores the version alone.
+std::string StoredForm(int64_t version, const google::protobuf::MessageLite* view, int field) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    WireFormatLite::WriteInt64(pv::StreamView::kVersionFieldNumber, version, &coded);
+    if (view != nullptr) {
+      const size_t size = view->ByteSizeLong();  // also caches the sizes written below
+      WireFormatLite::WriteTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, &coded);
+      coded.WriteVarint32(static_cast<uint32_t>(size));
+      view->SerializeWithCachedSizes(&coded);
+    }
   }
-  return view;
-}
-
-template <typename Map>
-bool CopyInto(const Map& map, const std::string& id, auto* out) {
-  auto it = map.find(id);
-  if (it == map.end()) return false;
-  *out = it->second;
-  return true;
+  return bytes;
 }
 
 bool IsDone(const pv::ActivityView& activity) {
@@ -359,115 +335,92 @@ void Toggle(Times& times, int64_t time, bool add) {
   }
 }
 
+void Toggle(TimeIndex& index, int64_t time, const std::string& id, bool add) {
+  if (add) {
+    index.emplace(time, id);
+  } else {
+    index.erase({time, id});
+  }
+}
+
 std::string ActiveKey(int kind, int64_t start_us, absl::string_view actor) {
   return absl::StrCat(kActivePrefix, kind, "/", start_us, "/", actor);
 }
 
 }  // namespace
 
-pv::StreamView Projection::Get(const std::string& id, Kind kind) const {
-  pv::StreamView view = EmptyView(kind);
+template <typename Self, typename Fn>
+bool Projection::Visit(Self& self, Kind kind, Fn&& fn) {
   switch (kind) {
     case pv::StreamView::kContact:
-      CopyInto(contacts_, id, view.mutable_contact());
-      break;
+      fn(self.contacts_);
+      return true;
     case pv::StreamView::kLead:
-      CopyInto(leads_, id, view.mutable_lead());
-      break;
+      fn(self.leads_);
+      return true;
     case pv::StreamView::kOpportunity:
-      CopyInto(opportunities_, id, view.mutable_opportunity());
-      break;
+      fn(self.opportunities_);
+      return true;
     case pv::StreamView::kPipeline:
-      CopyInto(pipelines_, id, view.mutable_pipeline());
-      break;
+      fn(self.pipelines_);
+      return true;
     case pv::StreamView::kActivity:
-      CopyInto(activities_, id, view.mutable_activity());
-      break;
+      fn(self.activities_);
+      return true;
     case pv::StreamView::kTask:
-      CopyInto(tasks_, id, view.mutable_task());
-      break;
+      fn(self.tasks_);
+      return true;
     case pv::StreamView::kCase:
-      CopyInto(cases_, id, view.mutable_case_());
-      break;
+      fn(self.cases_);
+      return true;
     case pv::StreamView::KIND_NOT_SET:
-      break;
+      return false;
   }
-  return view;
+  return false;
 }
 
-void Projection::Index(const std::string& id, const pv::StreamView& view, bool add) {
-  auto toggle = [add](TimeIndex& index, int64_t time, const std::string& id) {
-    if (add) {
-      index.emplace(time, id);
-    } else {
-      index.erase({time, id});
-    }
-  };
-  switch (view.kind_case()) {
-    case pv::StreamView::kActivity: {
-      const pv::ActivityView& activity = view.activity();
-      toggle(activities_by_time_, activity.time_us(), id);
-      if (!IsDone(activity)) break;
-      if (!activity.lead_id().empty()) {
-        Toggle(lead_activity_times_[activity.lead_id()], activity.time_us(), add);
-      }
-      if (!activity.opportunity_id().empty()) {
-        Toggle(opportunity_activity_times_[activity.opportunity_id()], activity.time_us(), add);
-      }
-      break;
-    }
-    case pv::StreamView::kLead:
-      if (view.lead().captured()) toggle(leads_by_capture_, view.lead().captured_us(), id);
-      break;
-    case pv::StreamView::kTask:
-      toggle(tasks_by_due_, view.task().due_us(), id);
-      break;
-    default:
-      break;
+void Projection::Index(const std::string& id, const pv::ActivityView& activity, bool add) {
+  Toggle(activities_by_time_, activity.time_us(), id, add);
+  if (!IsDone(activity)) return;
+  if (!activity.lead_id().empty()) {
+    Toggle(lead_activity_times_[activity.lead_id()], activity.time_us(), add);
+  }
+  if (!activity.opportunity_id().empty()) {
+    Toggle(opportunity_activity_times_[activity.opportunity_id()], activity.time_us(), add);
   }
 }
 
-void Projection::Store(const std::string& id, pv::StreamView view) {
-  switch (view.kind_case()) {
-    case pv::StreamView::kContact:
-      contacts_[id] = std::move(*view.mutable_contact());
-      break;
-    case pv::StreamView::kLead:
-      leads_[id] = std::move(*view.mutable_lead());
-      break;
-    case pv::StreamView::kOpportunity:
-      opportunities_[id] = std::move(*view.mutable_opportunity());
-      break;
-    case pv::StreamView::kPipeline:
-      pipelines_[id] = std::move(*view.mutable_pipeline());
-      break;
-    case pv::StreamView::kActivity:
-      activities_[id] = std::move(*view.mutable_activity());
-      break;
-    case pv::StreamView::kTask:
-      tasks_[id] = std::move(*view.mutable_task());
-      break;
-    case pv::StreamView::kCase:
-      cases_[id] = std::move(*view.mutable_case_());
-      break;
-    case pv::StreamView::KIND_NOT_SET:
-      break;
-  }
+void Projection::Index(const std::string& id, const pv::LeadView& lead, bool add) {
+  if (lead.captured()) Toggle(leads_by_capture_, lead.captured_us(), id, add);
 }
 
-void Projection::MarkActive(const std::string& actor, absl::Time recorded_at,
-                            std::vector<Row>& rows) {
-  for (PeriodKind kind : {v1::PERIOD_KIND_ISO_WEEK, v1::PERIOD_KIND_MONTH}) {
-    const int64_t start = ToMicros(PeriodOf(kind, recorded_at).start);
+void Projection::Index(const std::string& id, const pv::TaskView& task, bool add) {
+  Toggle(tasks_by_due_, task.due_us(), id, add);
+}
+
+void Projection::MarkActive(const std::string& actor, absl::Time recorded_at) {
+  // Events arrive roughly in time order: the periods of the last day seen are reused.
+  constexpr int64_t kDayUs = int64_t{86'400'000'000};
+  const int64_t us = ToMicros(recorded_at);
+  const int64_t day = us >= 0 ? us / kDayUs : (us - kDayUs + 1) / kDayUs;  // floor
+  if (day != active_day_) {
+    active_day_ = day;
+    active_week_us_ = ToMicros(PeriodOf(v1::PERIOD_KIND_ISO_WEEK, recorded_at).start);
+    active_month_us_ = ToMicros(PeriodOf(v1::PERIOD_KIND_MONTH, recorded_at).start);
+  }
+  for (auto [kind, start] : {std::pair<int, int64_t>{v1::PERIOD_KIND_ISO_WEEK, active_week_us_},
+                             std::pair<int, int64_t>{v1::PERIOD_KIND_MONTH, active_month_us_}}) {
     if (active_[{kind, start}].insert(actor).second) {
-      rows.push_back({ActiveKey(kind, start, actor), ""});
+      changed_rows_.push_back({ActiveKey(kind, start, actor), ""});
     }
   }
 }
 
-Outcome Projection::Apply(const EventEnvelope& event, std::vector<Row>& rows) {
+Outcome Projection::Apply(const EventEnvelope& event) {
   const std::string& stream = event.stream_id();
-  switch (kafka::CheckStreamVersion(Version(stream), event.stream_version())) {
+  auto version = versions_.find(stream);
+  switch (kafka::CheckStreamVersion(version == versions_.end() ? 0 : version->second,
+                                    event.stream_version())) {
     case kafka::VersionCheck::kDuplicate:
       return Outcome::kDuplicate;
     case kafka::VersionCheck::kGap:
@@ -475,26 +428,56 @@ Outcome Projection::Apply(const EventEnvelope& event, std::vector<Row>& rows) {
     case kafka::VersionCheck::kApply:
       break;
   }
-  const std::string id(SplitStream(stream).second);
-  // The one copy of the view: unindexed as it was, evolved, indexed, persisted, moved back.
-  pv::StreamView view = Get(id, KindOf(event.stream_type()));
-  Index(id, view, /*add=*/false);
-  Evolve(view, event);
-  view.set_version(event.stream_version());
-  Index(id, view, /*add=*/true);
-  versions_[stream] = view.version();
-  rows.push_back({absl::StrCat(kStreamPrefix, stream), view.SerializeAsString()});
-  Store(id, std::move(view));
+  if (version == versions_.end()) version = versions_.emplace(stream, 0).first;
+  version->second = event.stream_version();
+  const auto [type, id_part] = SplitStream(stream);
+  const std::string id(id_part);
+  // Evolved in place: unindexed as it was, evolved, indexed as it is now.
+  Visit(*this, KindOf(type), [&](auto& views) {
+    auto& view = views[id];
+    Index(id, view, /*add=*/false);
+    Evolve(view, event);
+    Index(id, view, /*add=*/true);
+  });
+  changed_streams_.insert(stream);
 
   if (event.actor_kind() != common::v1::ACTOR_KIND_SERVICE && !event.actor_id().empty()) {
-    MarkActive(event.actor_id(), FromProto(event.recorded_at()), rows);
+    MarkActive(event.actor_id(), FromProto(event.recorded_at()));
   }
   const int64_t recorded = Micros(event.recorded_at());
   if (recorded > applied_through_us_) {
     applied_through_us_ = recorded;
-    rows.push_back({std::string(kAppliedThroughKey), absl::StrCat(recorded)});
+    applied_through_changed_ = true;
   }
   return Outcome::kApplied;
+}
+
+std::string Projection::StoredView(const std::string& stream) const {
+  const auto [type, id] = SplitStream(stream);
+  const google::protobuf::MessageLite* view = nullptr;
+  int field = 0;
+  Visit(*this, KindOf(type), [&](const auto& views) {
+    if (auto it = views.find(id); it != views.end()) {
+      view = &it->second;
+      field = FieldOf(it->second);
+    }
+  });
+  return StoredForm(Version(stream), view, field);
+}
+
+std::vector<Row> Projection::TakeChangedRows() {
+  std::vector<Row> rows = std::move(changed_rows_);
+  changed_rows_.clear();
+  rows.reserve(rows.size() + changed_streams_.size() + 1);
+  for (const std::string& stream : changed_streams_) {
+    rows.push_back({absl::StrCat(kStreamPrefix, stream), StoredView(stream)});
+  }
+  changed_streams_.clear();
+  if (applied_through_changed_) {
+    rows.push_back({std::string(kAppliedThroughKey), absl::StrCat(applied_through_us_)});
+    applied_through_changed_ = false;
+  }
+  return rows;
 }
 
 absl::Status Projection::Restore(absl::string_view key, absl::string_view value) {
@@ -505,9 +488,37 @@ absl::Status Projection::Restore(absl::string_view key, absl::string_view value)
       return absl::InternalError(absl::StrCat("unreadable view of ", stream));
     }
     const std::string id(SplitStream(stream).second);
-    Index(id, view, /*add=*/true);
+    auto keep = [&](auto& views, auto* stored) {
+      auto& slot = views[id];
+      slot = std::move(*stored);
+      Index(id, slot, /*add=*/true);
+    };
+    switch (view.kind_case()) {
+      case pv::StreamView::kContact:
+        keep(contacts_, view.mutable_contact());
+        break;
+      case pv::StreamView::kLead:
+        keep(leads_, view.mutable_lead());
+        break;
+      case pv::StreamView::kOpportunity:
+        keep(opportunities_, view.mutable_opportunity());
+        break;
+      case pv::StreamView::kPipeline:
+        keep(pipelines_, view.mutable_pipeline());
+        break;
+      case pv::StreamView::kActivity:
+        keep(activities_, view.mutable_activity());
+        break;
+      case pv::StreamView::kTask:
+        keep(tasks_, view.mutable_task());
+        break;
+      case pv::StreamView::kCase:
+        keep(cases_, view.mutable_case_());
+        break;
+      case pv::StreamView::KIND_NOT_SET:
+        break;
+    }
     versions_[stream] = view.version();
-    Store(id, std::move(view));
     return absl::OkStatus();
   }
   if (absl::StartsWith(key, kActivePrefix)) {
@@ -534,10 +545,7 @@ absl::Status Projection::Restore(absl::string_view key, absl::string_view value)
 std::vector<Row> Projection::AllRows() const {
   std::vector<Row> rows;
   for (const auto& [stream, version] : versions_) {
-    const auto [type, id] = SplitStream(stream);
-    pv::StreamView view = Get(std::string(id), KindOf(type));
-    view.set_version(version);
-    rows.push_back({absl::StrCat(kStreamPrefix, stream), view.SerializeAsString()});
+    rows.push_back({absl::StrCat(kStreamPrefix, stream), StoredView(stream)});
   }
   for (const auto& [period, actors] : active_) {
     for (const std::string& actor : actors) {

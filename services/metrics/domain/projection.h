@@ -3,14 +3,16 @@
 // The projection of the three topics that every KPI is computed from: one view per source
 // stream (what the KPIs need of a contact, lead, opportunity, pipeline, activity, task or
 // case), the users active per period, and in-memory indexes over the views. Pure: Apply()
-// evolves it and returns the storage rows it changed, Restore() loads a row back, and the
-// caller persists rows and Kafka offsets in one write batch.
+// evolves it, TakeChangedRows() returns the storage rows changed since the last call (one per
+// key, so a stream touched many times in a batch is written once), Restore() loads a row
+// back, and the caller persists rows and Kafka offsets in one write batch.
 //
 // Order independence: an event is applied only as the next version of its stream (duplicates
 // and gaps are skipped), and every cross-stream fact (an activity about a lead or an
 // opportunity) is joined when KPIs are evaluated, not when events arrive. So any interleaving
 // of the partitions yields the same views.
 
+#include <climits>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +22,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -46,8 +49,11 @@ using Times = absl::btree_multiset<int64_t>;
 
 class Projection {
  public:
-  Outcome Apply(const events::v1::EventEnvelope& event, std::vector<Row>& rows);
-  // One row written by Apply() (any order); INTERNAL when it cannot be read.
+  // Applies the event when it is the next version of its stream.
+  Outcome Apply(const events::v1::EventEnvelope& event);
+  // The rows changed by Apply() since the last call, each with its latest value.
+  std::vector<Row> TakeChangedRows();
+  // One row of TakeChangedRows() (any order); INTERNAL when it cannot be read.
   absl::Status Restore(absl::string_view key, absl::string_view value);
   // Every row, sorted by key: what Restore() needs to rebuild this projection.
   std::vector<Row> AllRows() const;
@@ -81,12 +87,19 @@ class Projection {
   const absl::btree_set<std::string>* ActiveActors(PeriodKind kind, absl::Time start) const;
 
  private:
-  // Adds the view's entries to (or removes them from) the time indexes.
-  void Index(const std::string& id, const pv::StreamView& view, bool add);
-  // Keeps the view in the map of its kind.
-  void Store(const std::string& id, pv::StreamView view);
-  pv::StreamView Get(const std::string& id, pv::StreamView::KindCase kind) const;
-  void MarkActive(const std::string& actor, absl::Time recorded_at, std::vector<Row>& rows);
+  // Calls fn(views) with the map of views of `kind` (const or not, as `self` is); false when
+  // the kind is unknown.
+  template <typename Self, typename Fn>
+  static bool Visit(Self& self, pv::StreamView::KindCase kind, Fn&& fn);
+  // Adds a view's entries to (or removes them from) the indexes; most kinds have none.
+  void Index(const std::string& id, const pv::ActivityView& activity, bool add);
+  void Index(const std::string& id, const pv::LeadView& lead, bool add);
+  void Index(const std::string& id, const pv::TaskView& task, bool add);
+  template <typename View>
+  void Index(const std::string&, const View&, bool) {}
+  // The stored form of a stream's view (StreamView bytes).
+  std::string StoredView(const std::string& stream) const;
+  void MarkActive(const std::string& actor, absl::Time recorded_at);
 
   absl::flat_hash_map<std::string, int64_t> versions_;
   absl::flat_hash_map<std::string, pv::ContactView> contacts_;
@@ -104,6 +117,15 @@ class Projection {
   absl::flat_hash_map<std::string, Times> opportunity_activity_times_;
   absl::btree_map<std::pair<int, int64_t>, absl::btree_set<std::string>> active_;
   int64_t applied_through_us_ = 0;
+  // The day (since the epoch) MarkActive() saw last, and its week and month starts.
+  int64_t active_day_ = INT64_MIN;
+  int64_t active_week_us_ = 0;
+  int64_t active_month_us_ = 0;
+
+  // Changed since the last TakeChangedRows().
+  absl::flat_hash_set<std::string> changed_streams_;
+  std::vector<Row> changed_rows_;
+  bool applied_through_changed_ = false;
 };
 
 }  // namespace crm::metrics

@@ -27,8 +27,7 @@ std::vector<EventEnvelope> History() {
 }
 
 void ApplyAll(Projection& projection, const std::vector<EventEnvelope>& events) {
-  std::vector<Row> rows;
-  for (const EventEnvelope& event : events) projection.Apply(event, rows);
+  for (const EventEnvelope& event : events) projection.Apply(event);
 }
 
 // Every KPI, weekly and monthly, grouped by all of its dimensions, as serialized answers.
@@ -96,11 +95,10 @@ TEST(ReplayTest, InterleavedDuplicatedAndReorderedDeliveryGivesTheSameProjection
   ASSERT_GT(delivered.size(), History().size());  // duplicates are really there
 
   Projection interleaved;
-  std::vector<Row> rows;
   int duplicates = 0;
   int gaps = 0;
   for (const EventEnvelope& event : delivered) {
-    switch (interleaved.Apply(event, rows)) {
+    switch (interleaved.Apply(event)) {
       case Outcome::kDuplicate:
         ++duplicates;
         break;
@@ -122,21 +120,50 @@ TEST(ReplayTest, RestoredFromRowsMidStreamThenContinuedGivesTheSameAnswers) {
   Projection incremental;
   ApplyAll(incremental, history);
 
-  // Stop half-way: what was persisted is the rows Apply() returned (later rows win).
+  // Stop half-way: what was persisted is the changed rows taken after each batch of 1,000
+  // (later rows win).
   Projection first_half;
   std::map<std::string, std::string> stored;
-  std::vector<Row> rows;
-  for (size_t i = 0; i < history.size() / 2; ++i) first_half.Apply(history[i], rows);
-  for (Row& row : rows) stored[row.key] = std::move(row.value);
+  for (size_t i = 0; i < history.size() / 2; ++i) {
+    first_half.Apply(history[i]);
+    if (i % 1000 == 999 || i + 1 == history.size() / 2) {
+      std::set<std::string> keys;
+      for (Row& row : first_half.TakeChangedRows()) {
+        EXPECT_TRUE(keys.insert(row.key).second) << row.key << " taken twice in one batch";
+        stored[row.key] = std::move(row.value);
+      }
+    }
+  }
+  // Taking the rows is the same as writing every state out.
+  std::map<std::string, std::string> all;
+  for (Row& row : first_half.AllRows()) all[row.key] = std::move(row.value);
+  EXPECT_EQ(stored, all);
+  EXPECT_THAT(first_half.TakeChangedRows(), ::testing::IsEmpty());
 
   Projection restarted;
   for (const auto& [key, value] : stored) ASSERT_TRUE(restarted.Restore(key, value).ok());
   // The consumer resumes a little before where it stopped: already-applied events repeat.
   for (size_t i = history.size() / 2 - 500; i < history.size(); ++i) {
-    restarted.Apply(history[i], rows);
+    restarted.Apply(history[i]);
   }
   EXPECT_EQ(restarted.AllRows(), incremental.AllRows());
   EXPECT_EQ(AllAnswers(restarted), AllAnswers(incremental));
+}
+
+TEST(ReplayTest, StoredRowsAreStreamViewMessages) {
+  Projection projection;
+  ApplyAll(projection, History());
+  int views = 0;
+  for (const Row& row : projection.AllRows()) {
+    if (!row.key.starts_with("s/")) continue;
+    pv::StreamView view;
+    ASSERT_TRUE(view.ParseFromString(row.value)) << row.key;
+    EXPECT_EQ(view.SerializeAsString(), row.value) << row.key;
+    EXPECT_EQ(view.version(), projection.Version(row.key.substr(2))) << row.key;
+    EXPECT_NE(view.kind_case(), pv::StreamView::KIND_NOT_SET) << row.key;
+    ++views;
+  }
+  EXPECT_GT(views, 10'000);
 }
 
 TEST(ReplayTest, AnswersCoverEveryKpiWithData) {

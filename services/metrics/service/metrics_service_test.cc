@@ -156,8 +156,7 @@ class MetricsServiceTest : public ::testing::Test {
   }
   std::vector<std::string> ExpectedAnswers(const std::vector<EventEnvelope>& events) {
     Projection projection;
-    std::vector<Row> rows;
-    for (const EventEnvelope& event : events) projection.Apply(event, rows);
+    for (const EventEnvelope& event : events) projection.Apply(event);
     std::vector<std::string> answers;
     for (const v1::KpiDefinition& definition : KpiDefinitions()) {
       for (auto kind : {v1::PERIOD_KIND_ISO_WEEK, v1::PERIOD_KIND_MONTH}) {

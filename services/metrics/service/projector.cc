@@ -1,12 +1,14 @@
 #include "service/projector.h"
 
 #include <filesystem>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crm/common/status_macros.h"
 #include "crm/runtime/log.h"
+#include "google/protobuf/arena.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 
@@ -35,6 +37,67 @@ std::optional<std::pair<std::string, int32_t>> ParseOffsetKey(absl::string_view 
 }
 
 }  // namespace
+
+// Writes batches to RocksDB on its own thread, in the order given, so that applying the next
+// batch overlaps writing the last one. At most one batch waits behind the one being written.
+class Projector::Writer {
+ public:
+  explicit Writer(rocksdb::DB* db) : db_(db), thread_([this] { Run(); }) {}
+  // Writes what is queued, then joins.
+  ~Writer() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+
+  // Queues the batch (waiting while another one is queued); the first error of an earlier
+  // write, if any, instead.
+  absl::Status Write(rocksdb::WriteBatch batch) {
+    absl::MutexLock lock(&mu_);
+    auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !queued_.has_value(); };
+    mu_.Await(absl::Condition(&room));
+    if (!error_.ok()) return error_;
+    queued_ = std::move(batch);
+    return absl::OkStatus();
+  }
+
+  // Waits until everything queued is written: the first write error, if any.
+  absl::Status Drain() {
+    absl::MutexLock lock(&mu_);
+    auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !queued_ && !writing_; };
+    mu_.Await(absl::Condition(&idle));
+    return error_;
+  }
+
+ private:
+  void Run() {
+    absl::MutexLock lock(&mu_);
+    auto work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return queued_ || stopping_; };
+    for (;;) {
+      mu_.Await(absl::Condition(&work));
+      if (!queued_) return;  // stopping, nothing left
+      rocksdb::WriteBatch batch = *std::move(queued_);
+      queued_.reset();
+      writing_ = true;
+      mu_.Unlock();
+      // Not synced: the offsets travel with the state, so a lost tail is re-read after a crash.
+      absl::Status written = Rocks(db_->Write(rocksdb::WriteOptions(), &batch), "write projection");
+      mu_.Lock();
+      writing_ = false;
+      if (error_.ok()) error_ = written;
+    }
+  }
+
+  rocksdb::DB* const db_;
+  absl::Mutex mu_;
+  std::optional<rocksdb::WriteBatch> queued_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
 
 struct Projector::Generation {
   int64_t number = 0;
@@ -77,6 +140,7 @@ absl::Status Projector::Open() {
       Rocks(rocksdb::DB::Open(db_options, options_.data_dir, families, &handles_, &db),
             absl::StrCat("open ", options_.data_dir)));
   db_.reset(db);
+  writer_ = std::make_unique<Writer>(db_.get());
 
   int64_t active = 1;
   std::string value;
@@ -156,6 +220,7 @@ Projector::~Projector() { Stop(); }
 void Projector::Stop() {
   if (stop_.exchange(true)) return;
   if (thread_.joinable()) thread_.join();
+  writer_.reset();  // writes what was applied
   rebuild_.reset();
   {
     absl::MutexLock lock(&mu_);
@@ -203,37 +268,44 @@ void Projector::Run() {
 }
 
 absl::Status Projector::PollInto(Generation& generation, bool live) {
-  CRM_ASSIGN_OR_RETURN(std::vector<kafka::Message> batch,
-                       generation.consumer->Poll(options_.max_batch, absl::Milliseconds(100)));
+  CRM_ASSIGN_OR_RETURN(
+      std::vector<kafka::Message> batch,
+      generation.consumer->Poll(live ? options_.max_batch : options_.max_rebuild_batch,
+                                absl::Milliseconds(100)));
   generation.idle = batch.empty();
   if (batch.empty()) return absl::OkStatus();
-  std::vector<events::v1::EventEnvelope> events(batch.size());
-  std::vector<bool> readable(batch.size());
+  // The batch's envelopes live on one arena: parsing allocates by bumping a pointer and the
+  // whole batch is freed at once.
+  google::protobuf::Arena arena;
+  std::vector<const events::v1::EventEnvelope*> events(batch.size(), nullptr);
   for (size_t i = 0; i < batch.size(); ++i) {
-    readable[i] = events[i].ParseFromString(batch[i].value);
-    if (!readable[i]) {
+    auto* event = google::protobuf::Arena::CreateMessage<events::v1::EventEnvelope>(&arena);
+    if (event->ParseFromString(batch[i].value)) {
+      events[i] = event;
+    } else {
       runtime::LogWarn("unreadable record skipped", {{"topic", batch[i].topic},
                                                      {"partition", batch[i].partition},
                                                      {"offset", batch[i].offset}});
     }
   }
   std::vector<Row> rows;
-  rows.reserve(batch.size() * 2);
   auto apply = [&] {
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (readable[i]) {
-        switch (generation.projection->Apply(events[i], rows)) {
-          case Outcome::kApplied:
-            ++generation.applied;
-            break;
-          case Outcome::kDuplicate:
-          case Outcome::kGap:
-            ++generation.duplicates;
-            break;
-        }
+      if (events[i] == nullptr) continue;
+      switch (generation.projection->Apply(*events[i])) {
+        case Outcome::kApplied:
+          ++generation.applied;
+          break;
+        case Outcome::kDuplicate:
+        case Outcome::kGap:
+          ++generation.duplicates;
+          break;
       }
-      generation.offsets[{batch[i].topic, batch[i].partition}] = batch[i].offset + 1;
     }
+    for (const kafka::Message& message : batch) {
+      generation.offsets[{message.topic, message.partition}] = message.offset + 1;
+    }
+    rows = generation.projection->TakeChangedRows();
   };
   if (live) {
     absl::MutexLock lock(&mu_);
@@ -243,12 +315,13 @@ absl::Status Projector::PollInto(Generation& generation, bool live) {
   }
   rocksdb::WriteBatch write;
   for (const Row& row : rows) write.Put(generation.family, row.key, row.value);
-  for (const kafka::Message& message : batch) {
-    write.Put(generation.family, kafka::OffsetRecordKey(message.topic, message.partition),
-              kafka::EncodeOffsetRecord(generation.offsets[{message.topic, message.partition}]));
+  std::set<std::pair<std::string, int32_t>> partitions;
+  for (const kafka::Message& message : batch) partitions.emplace(message.topic, message.partition);
+  for (const auto& partition : partitions) {
+    write.Put(generation.family, kafka::OffsetRecordKey(partition.first, partition.second),
+              kafka::EncodeOffsetRecord(generation.offsets[partition]));
   }
-  // Not synced: the offsets travel with the state, so a lost tail is re-read after a crash.
-  return Rocks(db_->Write(rocksdb::WriteOptions(), &write), "write projection");
+  return writer_->Write(std::move(write));
 }
 
 bool Projector::CaughtUp(const Generation& rebuild) const {
@@ -262,6 +335,9 @@ bool Projector::CaughtUp(const Generation& rebuild) const {
 }
 
 absl::Status Projector::Swap() {
+  // The rebuilt family is complete on disk before it becomes the active one, and nothing is
+  // still being written to the family dropped below.
+  CRM_RETURN_IF_ERROR(writer_->Drain());
   std::unique_ptr<Generation> old;
   {
     absl::MutexLock lock(&mu_);

@@ -38,7 +38,10 @@ struct ProjectorOptions {
   std::string group_prefix = "crm-metrics";
   kafka::Settings consumer_settings;
   bool rebuild_at_start = false;
+  // Events per batch: a live batch is applied under the lock that queries read under, a
+  // rebuild's is not, so it can be larger (fewer, larger writes).
   size_t max_batch = 2000;
+  size_t max_rebuild_batch = 10000;
 };
 
 struct ProjectorStats {
@@ -84,6 +87,7 @@ class Projector {
 
  private:
   struct Generation;
+  class Writer;
 
   explicit Projector(ProjectorOptions options);
   absl::Status Open();
@@ -100,6 +104,7 @@ class Projector {
   ProjectorOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::unique_ptr<Writer> writer_;
 
   mutable absl::Mutex mu_;
   std::unique_ptr<Generation> live_ ABSL_GUARDED_BY(mu_);
