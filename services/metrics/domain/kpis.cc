@@ -316,6 +316,22 @@ void ForEachInstant(const Tally& tally, Fn fn) {
 
 // Position of a stage in the pipeline revision an entry was made under (the latest revision
 // when that one is unknown); nullopt when the stage is not in it.
+// The task's assignee at `time_us`: the latest assignment at or before it, else the earliest
+// (a task scheduled after its due time).
+const std::string& AssigneeAt(const pv::TaskView& task, int64_t time_us) {
+  const pv::Assignment* found = nullptr;
+  const pv::Assignment* earliest = nullptr;
+  for (const pv::Assignment& assignment : task.assignments()) {
+    if (earliest == nullptr || assignment.time_us() < earliest->time_us()) earliest = &assignment;
+    if (assignment.time_us() <= time_us &&
+        (found == nullptr || assignment.time_us() >= found->time_us())) {
+      found = &assignment;
+    }
+  }
+  if (found == nullptr) found = earliest;
+  return found != nullptr ? found->assignee_id() : task.assignee_id();
+}
+
 std::optional<int> StageIndex(const Projection& projection, const pv::StageEntry& entry,
                               const std::string& stage_id) {
   auto pipeline = projection.pipelines().find(entry.pipeline_id());
@@ -512,7 +528,8 @@ std::vector<Kpi> BehaviourKpis() {
   kpis.push_back(
       Make("tasks_on_time_ratio", kBehaviour,
            "Over tasks not cancelled with due time in P: those completed (business time of the "
-           "completion) at or before the due time / all; by assignee (rep).",
+           "completion) at or before the due time / all; by the assignee at the due time (the "
+           "first assignee when the task was scheduled after it).",
            {"rep"},
            {{"on_time", M::kCount, "on_time"},
             {"due", M::kCount, "due"},
@@ -521,7 +538,7 @@ std::vector<Kpi> BehaviourKpis() {
              ForEachInRange(projection.tasks_by_due(), tally, [&](size_t p, const auto& id) {
                const pv::TaskView& task = projection.tasks().at(id);
                if (task.status() == activity::v1::TASK_STATUS_CANCELLED) return;
-               Cell* cell = tally.At(p, {task.assignee_id()});
+               Cell* cell = tally.At(p, {AssigneeAt(task, task.due_us())});
                if (cell == nullptr) return;
                cell->Count("due");
                if (task.status() == activity::v1::TASK_STATUS_COMPLETED &&

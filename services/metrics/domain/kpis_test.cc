@@ -225,6 +225,12 @@ class KpiTest : public ::testing::Test {
     completed.mutable_task()->set_status(activity::v1::TASK_STATUS_COMPLETED);
     log_.Add("task/" + id, completed, at, By("rep-a"));
   }
+  void ReassignTask(const std::string& id, const std::string& rep, absl::Time at) {
+    tasks_[id].set_assignee_id(rep);
+    activity::v1::TaskReassigned reassigned;
+    *reassigned.mutable_task() = tasks_[id];
+    log_.Add("task/" + id, reassigned, at, By("rep-a"));
+  }
   void CancelTask(const std::string& id, absl::Time at) {
     activity::v1::TaskCancelled cancelled;
     *cancelled.mutable_task() = tasks_[id];
@@ -528,6 +534,19 @@ TEST_F(KpiTest, TasksOnTimeRatioByAssignee) {
   EXPECT_EQ(RatioOf(by_rep, 1, "ratio", {"rep-b"}), std::make_pair(int64_t{0}, int64_t{1}));
 }
 
+TEST_F(KpiTest, TasksOnTimeRatioCountsTheAssigneeAtTheDueTime) {
+  Task("t1", "rep-a", At(1, 2), At(1, 0));
+  ReassignTask("t1", "rep-b", At(1, 1));  // before the due time: rep-b's task
+  Task("t2", "rep-a", At(1, 3), At(1, 0));
+  ReassignTask("t2", "rep-c", At(1, 5));    // after it was missed: still rep-a's miss
+  Task("t3", "rep-c", At(1, 1), At(1, 4));  // scheduled after its due time: rep-c's
+
+  v1::KpiResult by_rep = Query("tasks_on_time_ratio", 1, 1, {"rep"});
+  EXPECT_EQ(RatioOf(by_rep, 1, "ratio", {"rep-a"}), std::make_pair(int64_t{0}, int64_t{1}));
+  EXPECT_EQ(RatioOf(by_rep, 1, "ratio", {"rep-b"}), std::make_pair(int64_t{0}, int64_t{1}));
+  EXPECT_EQ(RatioOf(by_rep, 1, "ratio", {"rep-c"}), std::make_pair(int64_t{0}, int64_t{1}));
+}
+
 TEST_F(KpiTest, SpeedToLeadTakesTheFirstResponseOfAnyKind) {
   Capture("l1", "web_form", "web", At(1, 0, 9));
   Log("r1", activity::v1::ACTIVITY_TYPE_CALL, "rep-a", At(1, 0, 9) + absl::Seconds(600),
@@ -620,6 +639,26 @@ TEST_F(KpiTest, StageConversionFollowsThePipelineOrder) {
   EXPECT_EQ(RatioOf(result, 1, "ratio", {"sales", "qualify"}),
             std::make_pair(int64_t{1}, int64_t{2}));
   EXPECT_EQ(RatioOf(result, 2, "ratio", {"sales", "propose"}),
+            std::make_pair(int64_t{0}, int64_t{1}));
+}
+
+TEST_F(KpiTest, AReopeningIntoAnotherStageEntersIt) {
+  DefinePipeline();
+  Open("a", At(1, 0));
+  Close("a", false, At(1, 1));
+  opportunities_["a"].set_stage_id("qualify");
+  Reopen("a", At(3, 1));  // into qualify: an entry, and a move within 14 days of week 3's end
+  Open("b", At(1, 0));
+  Close("b", false, At(1, 1));
+  Reopen("b", At(3, 1));  // back into the stage it closed in: no entry
+
+  // Stale at the end of week 3: b only (opened in week 1, nothing since but a reopening).
+  EXPECT_EQ(CountOf(Query("stale_opportunities", 3, 1), 3, "count"), 1);
+  v1::KpiResult stale = Query("stale_opportunities", 3, 1, {"owner", "stage"});
+  EXPECT_EQ(CountOf(stale, 3, "count", {"o1", "prospect"}), 1);
+  // Entries into qualify in week 3: a's reopening, not yet followed by a later stage.
+  v1::KpiResult entries = Query("stage_conversion_rate", 3, 1, {"pipeline", "stage"});
+  EXPECT_EQ(RatioOf(entries, 3, "ratio", {"sales", "qualify"}),
             std::make_pair(int64_t{0}, int64_t{1}));
 }
 

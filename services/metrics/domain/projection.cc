@@ -161,6 +161,9 @@ void Evolve(pv::OpportunityView& view, const EventEnvelope& event) {
   } else if (pipeline::v1::OpportunityReopened reopened; payload.UnpackTo(&reopened)) {
     opportunity = std::move(*reopened.mutable_opportunity());
     view.clear_close();
+    // Reopened into another stage than the one it closed in: that stage is entered now.
+    entered_stage = view.entries().empty() ||
+                    view.entries(view.entries_size() - 1).stage_id() != opportunity.stage_id();
   } else {
     return;
   }
@@ -260,6 +263,11 @@ void Evolve(pv::TaskView& view, const EventEnvelope& event) {
     task = std::move(*reassigned.mutable_task());
   } else {
     return;
+  }
+  if (task.assignee_id() != view.assignee_id() || view.assignments().empty()) {
+    pv::Assignment& assignment = *view.add_assignments();
+    assignment.set_time_us(Micros(event.occurred_at()));
+    assignment.set_assignee_id(task.assignee_id());
   }
   view.set_assignee_id(task.assignee_id());
   view.set_due_us(Micros(task.due_time()));
