@@ -3,9 +3,12 @@
 # Ctrl-C (or SIGTERM) stops everything cleanly. Data survives restarts.
 #   CRM_DATA_DIR          data folder (default ./data)
 #   CRM_BROKERS           mock Kafka brokers (default 1)
+#   CRM_KAFKA_BOOTSTRAP   use this Kafka instead of starting the dev broker
 #   CRM_JWT_HS256_SECRET  token secret (default: generated once into $CRM_DATA_DIR/jwt.secret)
 #   CRM_CONTACT_PORT / CRM_CONTACT_METRICS_PORT     (default 7001 / 9101)
+#   CRM_ACTIVITY_PORT / CRM_ACTIVITY_METRICS_PORT   (default 7002 / 9102)
 #   CRM_PIPELINE_PORT / CRM_PIPELINE_METRICS_PORT   (default 7003 / 9103)
+#   CRM_METRICS_PORT / CRM_METRICS_METRICS_PORT     (default 7004 / 9104)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -29,15 +32,22 @@ stop() {
     wait "${pids[$i]}" 2>/dev/null || true
   done
 }
-trap stop INT TERM
+# Ctrl-C or SIGTERM: a clean stop, so exit 0 (make does not report an error).
+trap 'stop; echo "stopped."; exit 0' INT TERM
 
-rm -f "$DATA_DIR/broker.addr"
-"$BUILD_DIR/tools/devbroker/devbroker" --brokers "${CRM_BROKERS:-1}" \
-  --addr-file "$DATA_DIR/broker.addr" --control-file "$DATA_DIR/broker.control" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$DATA_DIR/broker.addr" ] && break; sleep 0.1; done
-[ -s "$DATA_DIR/broker.addr" ] || { echo "dev broker did not start" >&2; stop; exit 1; }
-BROKER=$(cat "$DATA_DIR/broker.addr")
+if [ -n "${CRM_KAFKA_BOOTSTRAP:-}" ]; then
+  BROKER=$CRM_KAFKA_BOOTSTRAP
+  BROKER_NOTE="(CRM_KAFKA_BOOTSTRAP)"
+else
+  rm -f "$DATA_DIR/broker.addr"
+  "$BUILD_DIR/tools/devbroker/devbroker" --brokers "${CRM_BROKERS:-1}" \
+    --addr-file "$DATA_DIR/broker.addr" --control-file "$DATA_DIR/broker.control" &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$DATA_DIR/broker.addr" ] && break; sleep 0.1; done
+  [ -s "$DATA_DIR/broker.addr" ] || { echo "dev broker did not start" >&2; stop; exit 1; }
+  BROKER=$(cat "$DATA_DIR/broker.addr")
+  BROKER_NOTE="(dev broker; address in $DATA_DIR/broker.addr, control port $(cat "$DATA_DIR/broker.control"))"
+fi
 
 # start_service <name> <grpc port> <metrics port> [flags...]: starts it, waits for its health.
 start_service() {
@@ -70,7 +80,7 @@ TOKEN=$("$CRMCTL" token --sub admin --scopes admin)
 cat <<MSG
 
 CRM local system is up.
-  Kafka (dev broker):  $BROKER   (address in $DATA_DIR/broker.addr, control port $(cat "$DATA_DIR/broker.control"))
+  Kafka:               $BROKER   $BROKER_NOTE
   contact-service:     $CONTACT   metrics http://127.0.0.1:${CRM_CONTACT_METRICS_PORT:-9101}/metrics   log $DATA_DIR/contact.log
   activity-service:    $ACTIVITY   metrics http://127.0.0.1:${CRM_ACTIVITY_METRICS_PORT:-9102}/metrics   log $DATA_DIR/activity.log
   pipeline-service:    $PIPELINE   metrics http://127.0.0.1:${CRM_PIPELINE_METRICS_PORT:-9103}/metrics   log $DATA_DIR/pipeline.log

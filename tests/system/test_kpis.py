@@ -70,7 +70,7 @@ class KpiOracleEqualityTest(unittest.TestCase):
         cs.UpdateContact(CS.UpdateContactRequest(contact=C.Contact(contact_id="c2", phones=["+442079460001"]),
             update_mask=field_mask_pb2.FieldMask(paths=["phones"]), expected_version=c2.version,
             request_id=rid(), occurred_at=ts(d(2))), metadata=r2, timeout=10)
-        c3 = cs.CreateContact(CS.CreateContactRequest(contact_id="c3", request_id=rid(), channel="import",
+        cs.CreateContact(CS.CreateContactRequest(contact_id="c3", request_id=rid(), channel="import",
             occurred_at=ts(h(2)), contact=C.Contact(given_name="C", owner_id="rep-2", region="apac")),
             metadata=svc, timeout=10)
         cs.CreateContact(CS.CreateContactRequest(contact_id="c4", request_id=rid(), channel="web_form",
@@ -106,7 +106,7 @@ class KpiOracleEqualityTest(unittest.TestCase):
             lead=P.Lead(source="webinar", channel="email", person=P.LeadPerson(given_name="w"))),
             metadata=r2, timeout=10)
         # opportunities
-        o1 = ps.OpenOpportunity(PS.OpenOpportunityRequest(opportunity_id="o1", request_id=rid(),
+        ps.OpenOpportunity(PS.OpenOpportunityRequest(opportunity_id="o1", request_id=rid(),
             occurred_at=ts(h(0)), opportunity=P.Opportunity(pipeline_id="pp", display_name="o1",
             stage_id="d", account_id="acc", contact_id="c1", region="emea", currency_code="EUR",
             lines=[P.ProductLine(product_id="pro", quantity=2, unit_price_minor=50001),
@@ -207,7 +207,7 @@ class KpiOracleEqualityTest(unittest.TestCase):
         acs.LogActivity(AS.LogActivityRequest(activity_id="la5", request_id=rid(), occurred_at=ts(d(5)),
             activity=A.Activity(type=A.ACTIVITY_TYPE_EMAIL, channel="email", lead_id="l5")),
             metadata=r1, timeout=10)
-        o7 = ps.OpenOpportunity(PS.OpenOpportunityRequest(opportunity_id="o7", request_id=rid(),
+        ps.OpenOpportunity(PS.OpenOpportunityRequest(opportunity_id="o7", request_id=rid(),
             occurred_at=ts(d(0)), opportunity=P.Opportunity(pipeline_id="pp", display_name="o7",
             stage_id="d", account_id="acc", region="emea", currency_code="EUR",
             lines=[P.ProductLine(product_id="pro", quantity=3, unit_price_minor=7)])),

@@ -9,7 +9,6 @@ import subprocess
 import unittest
 import uuid
 
-import grpc
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from crm.activity.v1 import activity_pb2, activity_service_pb2, activity_service_pb2_grpc
