@@ -18,7 +18,7 @@ APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
 	prometheus kcat python3 python3-grpcio python3-protobuf
 BUF_VERSION := 1.75.0
 
-.PHONY: deps configure build test run bench clean
+.PHONY: deps configure build test run bench clean demo
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -52,3 +52,9 @@ bench: deps build
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# With the system running (make run, in another terminal): simulated weeks of a sales team's
+# traffic through the public APIs, then the KPI scorecard. Flags: make demo DEMO_ARGS="--scale 0.1"
+# (tools/demo/README.md).
+demo:
+	PYTHONPATH=$(BUILD_DIR)/python /usr/bin/python3 tools/demo/demo.py $(DEMO_ARGS)
