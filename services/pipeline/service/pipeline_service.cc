@@ -286,11 +286,14 @@ absl::StatusOr<v1::ConvertLeadResponse> PipelineService::Convert(
   // Every id the conversion creates is derived from the lead, so any retry (with this
   // request_id or another) finds what an earlier, interrupted attempt made.
   const std::string opportunity_id = service::DerivedId("o-", "lead-opportunity/" + lead_id);
+  // The answer, first or replayed: the lead as the conversion left it and the opportunity as
+  // the conversion opened it (its version 1), whatever happened to either since.
   auto respond = [this](const Lead& lead) -> absl::StatusOr<v1::ConvertLeadResponse> {
     v1::ConvertLeadResponse response;
     *response.mutable_lead() = lead;
+    if (lead.opportunity_id().empty()) return response;
     CRM_ASSIGN_OR_RETURN(CurrentOpportunity opportunity,
-                         opportunities_.Load(lead.opportunity_id()));
+                         opportunities_.LoadVersion(lead.opportunity_id(), 1));
     if (opportunity) *response.mutable_opportunity() = opportunity->state;
     return response;
   };

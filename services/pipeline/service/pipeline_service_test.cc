@@ -429,10 +429,15 @@ TEST_F(PipelineServiceTest, ConversionCreatesTheAccountContactAndOpportunityOnce
   EXPECT_EQ(contact.account_id(), lead.account_id());
   EXPECT_EQ(contact.source_channel(), "web_form");
 
-  // The same request again: the first answer. Another conversion: refused.
+  // The same request again, after the deal moved on: the first answer, not today's deal.
+  // Another conversion: refused.
+  ASSERT_THAT(Move(lead.opportunity_id(), "proposal"), IsOk());
   auto retried = Convert("l-1", "convert-l-1");
   ASSERT_THAT(retried, IsOk());
   EXPECT_EQ(retried->opportunity().opportunity_id(), lead.opportunity_id());
+  EXPECT_EQ(retried->opportunity().version(), converted->opportunity().version());
+  EXPECT_EQ(retried->opportunity().stage_id(), converted->opportunity().stage_id());
+  EXPECT_EQ(retried->lead().version(), lead.version());
   EXPECT_THAT(Convert("l-1", "convert-again").status(),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   auto [accounts, contacts] = ContactServiceRecords();
