@@ -336,6 +336,14 @@ grpc::ServerUnaryReactor* ContactService::MergeContacts(grpc::CallbackServerCont
               "contact ", request->loser_contact_id(), " is at version ", (*loser)->version,
               ", the request expected ", loser_meta->expected_version)));
         }
+        // Likewise business time: the loser's append must not be refused after the winner's.
+        if (loser_meta->occurred_at &&
+            *loser_meta->occurred_at < FromProto((*loser)->state.update_time())) {
+          return finish(absl::FailedPreconditionError(absl::StrCat(
+              "occurred_at: ", absl::FormatTime(*loser_meta->occurred_at),
+              " is earlier than the last event of contact ", request->loser_contact_id(), " (",
+              absl::FormatTime(FromProto((*loser)->state.update_time())), ")")));
+        }
         const Contact loser_state = (*loser)->state;
         const std::string winner_id = request->winner_contact_id();
         contacts_.Handle(

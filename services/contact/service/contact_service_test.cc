@@ -310,6 +310,31 @@ TEST_F(ContactServiceTest, ListFiltersByAccountRegionStageAndUpdateTime) {
               ElementsAre("lifecycle_stage"));
 }
 
+TEST_F(ContactServiceTest, AMergeTheLoserCannotTakeLeavesNoHalfMerge) {
+  CreateContactRequest early;  // the winner, last changed two hours ago
+  early.set_contact_id("c-1");
+  early.set_channel("web_form");
+  early.mutable_contact()->set_given_name("Ada");
+  early.mutable_contact()->add_emails("ada@example.com");
+  *early.mutable_occurred_at() = ToProto(absl::Now() - absl::Hours(2));
+  Contact created;
+  ASSERT_THAT(Call(&ContactService::Stub::CreateContact, early, &created), IsOk());
+  ASSERT_THAT(Create("c-2", "Augusta", "", "ada@example.com"), IsOk());  // the loser, now
+  MergeContactsRequest merge;
+  merge.set_winner_contact_id("c-1");
+  merge.set_loser_contact_id("c-2");
+  // After the winner's last event but before the loser's: the loser would refuse it, so the
+  // winner must not absorb it first.
+  *merge.mutable_occurred_at() = ToProto(absl::Now() - absl::Hours(1));
+  Contact winner;
+  absl::Status refused = Call(&ContactService::Stub::MergeContacts, merge, &winner);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr("occurred_at"));
+  auto unchanged = Get("c-1");
+  ASSERT_THAT(unchanged, IsOk());
+  EXPECT_EQ(unchanged->version(), 1) << "the winner absorbed half a merge";
+}
+
 TEST_F(ContactServiceTest, DuplicatesMergeAndReferencesResolveToTheWinner) {
   ASSERT_THAT(Create("c-1", "Ada", "rep-1", "ada@example.com"), IsOk());
   ASSERT_THAT(Create("c-2", "Augusta", "", "ADA@example.com"), IsOk());
