@@ -311,10 +311,12 @@ grpc::ServerUnaryReactor* ContactService::MergeContacts(grpc::CallbackServerCont
           violations.push_back({"loser_contact_id", "a contact cannot be merged into itself"});
         }
         if (!violations.empty()) return finish(InvalidArgument(std::move(violations)));
-        auto winner_meta = service::CommandMetaFor(
-            principal, *request, request->winner_contact_id(), request->winner_expected_version());
-        auto loser_meta = service::CommandMetaFor(principal, *request, request->loser_contact_id(),
-                                                  request->loser_expected_version());
+        auto winner_meta =
+            service::CommandMetaFor(principal, *request, request->winner_contact_id(),
+                                    request->winner_expected_version(), "winner_expected_version");
+        auto loser_meta =
+            service::CommandMetaFor(principal, *request, request->loser_contact_id(),
+                                    request->loser_expected_version(), "loser_expected_version");
         if (!winner_meta.ok()) return finish(winner_meta.status());
         if (!loser_meta.ok()) return finish(loser_meta.status());
         // Two streams, two appends, each idempotent under its own derived request id: a retry

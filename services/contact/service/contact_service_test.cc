@@ -387,7 +387,20 @@ TEST_F(ContactServiceTest, AMergeWithAStaleOrBadLoserVersionChangesNothing) {
   Contact winner;
   absl::Status refused = Call(&ContactService::Stub::MergeContacts, merge, &winner);
   EXPECT_THAT(refused, ::crm::testing::StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(Fields(refused), ElementsAre("expected_version"));
+  EXPECT_THAT(Fields(refused), ElementsAre("loser_expected_version"));
+  merge.set_loser_expected_version(0);
+  merge.set_winner_expected_version(-1);
+  refused = Call(&ContactService::Stub::MergeContacts, merge, &winner);
+  EXPECT_THAT(Fields(refused), ElementsAre("winner_expected_version"));
+  merge.set_winner_expected_version(0);
+  // Oversized request metadata is RESOURCE_EXHAUSTED, naming each field.
+  merge.set_request_id(std::string(129, 'r'));
+  merge.set_channel(std::string(65, 'c'));
+  refused = Call(&ContactService::Stub::MergeContacts, merge, &winner);
+  EXPECT_THAT(refused, ::crm::testing::StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(Fields(refused), UnorderedElementsAre("request_id", "channel"));
+  merge.clear_request_id();
+  merge.clear_channel();
   merge.set_loser_expected_version(7);  // c-2 is at version 1
   EXPECT_THAT(Call(&ContactService::Stub::MergeContacts, merge, &winner),
               ::crm::testing::StatusIs(absl::StatusCode::kAborted));

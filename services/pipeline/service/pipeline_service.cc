@@ -130,6 +130,9 @@ grpc::ServerUnaryReactor* PipelineService::DefinePipeline(grpc::CallbackServerCo
         if (absl::Status id = ValidateId(request->pipeline_id(), "pipeline_id"); !id.ok()) {
           return finish(id);
         }
+        if (request->expected_revision() < 0) {
+          return finish(InvalidField("expected_revision", "must not be negative"));
+        }
         service::Execute(
             pipelines_, principal, *request, request->pipeline_id(), request->expected_revision(),
             [this, request](const CurrentPipeline& current, absl::Time occurred_at) {

@@ -198,6 +198,10 @@ TEST_F(PipelineServiceTest, PipelinesAreVersionedAndOpportunitiesKeepTheirRevisi
   EXPECT_EQ(revised.revision(), 2);
   EXPECT_THAT(Call(&Stub::DefinePipeline, redefine, &revised),
               StatusIs(absl::StatusCode::kAborted));  // expected revision 1 is stale
+  redefine.set_expected_revision(-1);
+  absl::Status negative = Call(&Stub::DefinePipeline, redefine, &revised);
+  EXPECT_THAT(negative, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Fields(negative), ElementsAre("expected_revision"));
 
   GetPipelineRequest get;
   get.set_pipeline_id("sales");

@@ -48,28 +48,31 @@ inline std::string OwnerOrCaller(const std::string& given, const runtime::Princi
 }
 
 // The metadata every mutating request carries (request_id, channel, occurred_at), checked, for
-// the stream of record `id`. Field violations name every offending field.
+// the stream of record `id`. Field violations name every offending field: RESOURCE_EXHAUSTED
+// when one is too long, else INVALID_ARGUMENT. `version_field` is the request's name for
+// `expected_version` (a merge has two, a pipeline calls it a revision).
 template <typename Request>
-absl::StatusOr<eventsourcing::CommandMeta> CommandMetaFor(const runtime::Principal& principal,
-                                                          const Request& request, std::string id,
-                                                          int64_t expected_version) {
-  std::vector<FieldViolation> violations;
+absl::StatusOr<eventsourcing::CommandMeta> CommandMetaFor(
+    const runtime::Principal& principal, const Request& request, std::string id,
+    int64_t expected_version, std::string version_field = "expected_version") {
+  std::vector<FieldViolation> too_large;
+  std::vector<FieldViolation> invalid;
   if (request.request_id().size() > kMaxRequestId) {
-    violations.push_back({"request_id", absl::StrCat("longer than ", kMaxRequestId, " bytes")});
+    too_large.push_back({"request_id", absl::StrCat("longer than ", kMaxRequestId, " bytes")});
   }
   if (request.channel().size() > kMaxChannel) {
-    violations.push_back({"channel", absl::StrCat("longer than ", kMaxChannel, " bytes")});
+    too_large.push_back({"channel", absl::StrCat("longer than ", kMaxChannel, " bytes")});
   }
-  if (expected_version < 0) violations.push_back({"expected_version", "must not be negative"});
+  if (expected_version < 0) invalid.push_back({std::move(version_field), "must not be negative"});
   std::optional<absl::Time> occurred_at;
   if (request.has_occurred_at()) {
     if (!IsValidTimestamp(request.occurred_at())) {
-      violations.push_back({"occurred_at", "not a valid time"});
+      invalid.push_back({"occurred_at", "not a valid time"});
     } else {
       occurred_at = FromProto(request.occurred_at());
     }
   }
-  if (!violations.empty()) return InvalidArgument(std::move(violations));
+  CRM_RETURN_IF_ERROR(FieldFaults(std::move(too_large), std::move(invalid)));
   std::string fingerprint;
   if (!request.request_id().empty()) {
     Request without_id = request;
