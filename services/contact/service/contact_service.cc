@@ -131,6 +131,12 @@ grpc::ServerUnaryReactor* ContactService::GetContact(grpc::CallbackServerContext
         if (!*found)
           return finish(
               absl::NotFoundError(absl::StrCat("contact ", request->contact_id(), " not found")));
+        if (request->as_of_version() > (*found)->version) {
+          return finish(NotFoundField(
+              "as_of_version",
+              absl::StrCat("contact ", request->contact_id(), " has no version ",
+                           request->as_of_version(), " (it is at ", (*found)->version, ")")));
+        }
         *response = (*found)->state;
         finish(absl::OkStatus());
       });
@@ -246,6 +252,9 @@ grpc::ServerUnaryReactor* ContactService::FindDuplicates(grpc::CallbackServerCon
           candidate = (*found)->state;
           self = request->contact_id();
         } else {
+          if (!request->has_candidate()) {
+            return finish(InvalidField("contact_id", "set contact_id or candidate"));
+          }
           absl::StatusOr<Contact> normalized = NormalizeContactFields(
               request->candidate(), {"given_name", "family_name", "emails", "phones", "account_id"},
               limits_, "candidate.");

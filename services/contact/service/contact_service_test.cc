@@ -310,6 +310,18 @@ TEST_F(ContactServiceTest, ListFiltersByAccountRegionStageAndUpdateTime) {
               ElementsAre("lifecycle_stage"));
 }
 
+TEST_F(ContactServiceTest, AVersionNotYetWrittenAndAnEmptyDuplicateSearchAreRefused) {
+  ASSERT_THAT(Create("c-1", "Ada", "rep-1", "ada@example.com"), IsOk());
+  absl::StatusOr<Contact> future = Get("c-1", 99);
+  EXPECT_THAT(future.status(), ::crm::testing::StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Fields(future.status()), ElementsAre("as_of_version"));
+  FindDuplicatesRequest nothing;
+  FindDuplicatesResponse found;
+  absl::Status refused = Call(&ContactService::Stub::FindDuplicates, nothing, &found);
+  EXPECT_THAT(refused, ::crm::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Fields(refused), ElementsAre("contact_id"));
+}
+
 TEST_F(ContactServiceTest, AMergeTheLoserCannotTakeLeavesNoHalfMerge) {
   CreateContactRequest early;  // the winner, last changed two hours ago
   early.set_contact_id("c-1");

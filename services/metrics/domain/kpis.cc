@@ -888,8 +888,11 @@ absl::StatusOr<v1::KpiResult> EvaluateKpi(const Projection& projection,
                                    : absl::StrCat("unknown KPI \"", request.kpi(), "\""));
   }
   for (const char* field : {"start_time", "end_time"}) {
-    const auto& time =
-        absl::string_view(field) == "start_time" ? request.start_time() : request.end_time();
+    const bool start = absl::string_view(field) == "start_time";
+    if (!(start ? request.has_start_time() : request.has_end_time())) {
+      return InvalidField(field, "must be set");
+    }
+    const auto& time = start ? request.start_time() : request.end_time();
     if (!IsValidTimestamp(time)) return InvalidField(field, "not a valid time");
   }
   CRM_ASSIGN_OR_RETURN(std::vector<Period> periods,

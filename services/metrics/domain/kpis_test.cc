@@ -816,6 +816,13 @@ TEST_F(KpiTest, BadQueriesNameTheirField) {
               ElementsAre(::testing::Field(&FieldViolation::field, "end_time")));
   EXPECT_THAT(Violations(TryQuery("win_rate", 1, 500).status()),
               ElementsAre(::testing::Field(&FieldViolation::field, "end_time")));
+  Projection empty;
+  v1::QueryKpiRequest no_start;
+  no_start.set_kpi("win_rate");
+  no_start.set_period_kind(v1::PERIOD_KIND_MONTH);
+  *no_start.mutable_end_time() = ToProto(kNow);
+  EXPECT_THAT(Violations(EvaluateKpi(empty, no_start, kNow).status()),
+              ElementsAre(::testing::Field(&FieldViolation::field, "start_time")));
 }
 
 TEST(KpiDefinitionsTest, EveryKpiOfTheSpecificationIsDefined) {
