@@ -47,6 +47,7 @@ ContactService::ContactService(eventstore::EventStore& store,
     : store_(store),
       verifier_(std::move(verifier)),
       limits_(limits),
+      bounds_(bounds),
       contacts_(store, bounds),
       accounts_(store, bounds) {}
 
@@ -348,6 +349,11 @@ grpc::ServerUnaryReactor* ContactService::MergeContacts(grpc::CallbackServerCont
               ", the request expected ", loser_meta->expected_version)));
         }
         // Likewise business time: the loser's append must not be refused after the winner's.
+        if (loser_meta->occurred_at) {
+          absl::Status bounded =
+              eventsourcing::CheckBusinessTime(*loser_meta->occurred_at, absl::Now(), bounds_);
+          if (!bounded.ok()) return finish(bounded);
+        }
         if (loser_meta->occurred_at &&
             *loser_meta->occurred_at < FromProto((*loser)->state.update_time())) {
           return finish(absl::FailedPreconditionError(absl::StrCat(

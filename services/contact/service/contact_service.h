@@ -80,6 +80,7 @@ class ContactService final : public crm::contact::v1::ContactService::CallbackSe
   eventstore::EventStore& store_;
   std::shared_ptr<const runtime::TokenVerifier> verifier_;
   const ContactLimits limits_;
+  const eventsourcing::BusinessTimeBounds bounds_;
   Repository contacts_;
   AccountRepository accounts_;
 };
