@@ -94,8 +94,9 @@ Try (an admin token for 12 h is in CRM_TOKEN below):
   $CRMCTL call $PIPELINE --plaintext crm.pipeline.v1.PipelineService/CaptureLead '{"lead": {"source": "webinar", "person": {"given_name": "Grace", "email": "grace@example.com"}, "company": {"display_name": "Hopper Inc"}}, "request_id": "demo-lead-1", "channel": "web_form"}'
   $CRMCTL call $ACTIVITY --plaintext crm.activity.v1.ActivityService/LogActivity '{"activity": {"type": "ACTIVITY_TYPE_CALL", "channel": "phone", "contact_id": "<contact_id from CreateContact>", "subject": "Intro call", "outcome": "connected"}, "request_id": "demo-call-1"}'
   $CRMCTL call $ACTIVITY --plaintext crm.activity.v1.ActivityService/ListTimeline '{"contact_id": "<contact_id>"}'
-  $CRMCTL call $METRICS --plaintext crm.metrics.v1.MetricsService/GetAdoptionScorecard '{"period_kind": "PERIOD_KIND_ISO_WEEK"}'
-  $CRMCTL call $METRICS --plaintext crm.metrics.v1.MetricsService/GetBusinessDashboard '{"period_kind": "PERIOD_KIND_MONTH"}'
+  $CRMCTL metrics get-adoption-scorecard --address $METRICS --period-kind iso-week
+  $CRMCTL metrics get-business-dashboard --address $METRICS --period-kind month
+  $CRMCTL contact --help      # every method of a service as a command with flags (-o json for scripts)
   $CRMCTL call $METRICS --plaintext crm.metrics.v1.MetricsService/QueryKpi '{"kpi": "activities_logged", "period_kind": "PERIOD_KIND_ISO_WEEK", "start_time": "2026-11-01T00:00:00Z", "end_time": "2026-12-01T00:00:00Z", "group_by": ["rep", "type"]}'
   kcat -C -b $BROKER -t crm.contact.events.v1 -e
 Press Ctrl-C to stop.

@@ -1,114 +1,45 @@
 // crmctl: the command line for people (and scripts, with -o json).
 //
+//   crmctl contact create-contact --given-name Ada --emails ada@example.com --request-id r1
+//   crmctl metrics get-adoption-scorecard --period-kind iso-week
 //   crmctl token --sub alice --scopes contacts:read,contacts:write
-//   crmctl health 127.0.0.1:7001 --plaintext
-//   crmctl list 127.0.0.1:7001 --plaintext [SERVICE]
-//   crmctl call 127.0.0.1:7001 --plaintext crm.contact.v1.ContactService/GetContact '{...}'
+//   crmctl health 127.0.0.1:7001
+//   crmctl list 127.0.0.1:7001 [SERVICE]
+//   crmctl call 127.0.0.1:7001 crm.contact.v1.ContactService/GetContact '{...}'
 //
-// `call` works for every method of every service: it reads the method's types from the
-// server's reflection service, converts the JSON request, and prints the answer as JSON.
+// `crmctl <service> <method>` exists for every method of the four services, with flags
+// generated from the request message (service_commands.h, request_flags.h). `call` works for
+// any method of any server: it reads the method's types from the server's reflection service.
 // Exit codes: 0 success, 1 the call failed (or not serving), 2 usage or input error.
 
-#include <cstdio>
-#include <future>
 #include <iostream>
 #include <iterator>
 #include <set>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "connection.h"
 #include "crm/runtime/auth.h"
 #include "crm/runtime/client.h"
-#include "crm/runtime/status.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor_database.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
+#include "service_commands.h"
 
 namespace {
 
-using crm::runtime::ChannelOptions;
+using crm::crmctl::Connection;
+using crm::crmctl::Global;
+using crm::crmctl::PrintError;
 
-struct Global {
-  std::string output = "text";
-};
-
-struct Connection {
-  std::string address;
-  ChannelOptions channel;
-  std::string timeout = "10s";
-  std::string token;
-
-  absl::Duration Timeout() const {
-    absl::Duration parsed = absl::Seconds(10);
-    absl::ParseDuration(timeout, &parsed);
-    return parsed;
-  }
-};
-
-void AddConnectionFlags(CLI::App& command, Connection& c, bool with_token) {
-  command.add_option("address", c.address, "service address host:port")->required();
-  command.add_flag("--plaintext", c.channel.plaintext, "no TLS (local development)")
-      ->envname("CRM_PLAINTEXT");
-  command.add_option("--ca-file", c.channel.ca_file, "CA of the server certificate (PEM)")
-      ->envname("CRM_CA_FILE")
-      ->check(CLI::ExistingFile);
-  command.add_option("--cert-file", c.channel.cert_file, "client certificate for mTLS (PEM)")
-      ->envname("CRM_CERT_FILE")
-      ->check(CLI::ExistingFile);
-  command.add_option("--key-file", c.channel.key_file, "client key for mTLS (PEM)")
-      ->envname("CRM_KEY_FILE")
-      ->check(CLI::ExistingFile);
-  command.add_option("--server-name", c.channel.server_name,
-                     "expected name in the server certificate");
-  command.add_option("--timeout", c.timeout, "deadline of the call, e.g. 500ms, 10s")
-      ->capture_default_str()
-      ->check([](const std::string& text) {
-        absl::Duration ignored;
-        return absl::ParseDuration(text, &ignored) ? "" : "expects a duration such as 10s";
-      });
-  if (with_token) {
-    command.add_option("--token", c.token, "bearer token (see `crmctl token`)")
-        ->envname("CRM_TOKEN");
-  }
-}
-
-// Prints a failed call: text on stderr, or JSON on stdout with -o json. Returns exit code 1.
-int PrintError(const Global& global, const absl::Status& status) {
-  const auto violations = crm::runtime::Violations(status);
-  if (global.output == "json") {
-    nlohmann::json error = {{"code", absl::StatusCodeToString(status.code())},
-                            {"message", std::string(status.message())}};
-    error["field_violations"] = nlohmann::json::array();
-    for (const auto& v : violations) {
-      error["field_violations"].push_back({{"field", v.field}, {"description", v.description}});
-    }
-    std::cout << nlohmann::json({{"error", error}}).dump(2) << "\n";
-  } else {
-    std::cerr << "crmctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
-              << "\n";
-    for (const auto& v : violations) std::cerr << "  " << v.field << ": " << v.description << "\n";
-  }
-  return 1;
-}
-
-int UsageError(const std::string& message) {
-  std::cerr << "crmctl: " << message << "\n";
-  return 2;
-}
-
-absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(Connection& c) {
-  c.channel.target = c.address;
-  return crm::runtime::MakeChannel(c.channel);
-}
+int UsageError(const std::string& message) { return crm::crmctl::UsageError(message); }
 
 int Token(const crm::runtime::TokenClaims& claims, const std::string& secret) {
   auto token = crm::runtime::SignHs256(claims, secret);
@@ -118,7 +49,7 @@ int Token(const crm::runtime::TokenClaims& claims, const std::string& secret) {
 }
 
 int Health(const Global& global, Connection& c, const std::string& service) {
-  auto channel = Channel(c);
+  auto channel = c.Channel();
   if (!channel.ok()) return UsageError(std::string(channel.status().message()));
   auto stub = grpc::health::v1::Health::NewStub(*channel);
   grpc::health::v1::HealthCheckRequest request;
@@ -130,7 +61,7 @@ int Health(const Global& global, Connection& c, const std::string& service) {
   if (!status.ok()) return PrintError(global, status);
   const std::string state =
       grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
-  if (global.output == "json") {
+  if (global.json()) {
     std::cout << nlohmann::json({{"status", state}}).dump() << "\n";
   } else {
     std::cout << state << "\n";
@@ -219,7 +150,7 @@ class RemoteSchema {
 };
 
 int List(const Global& global, Connection& c, const std::string& service) {
-  auto channel = Channel(c);
+  auto channel = c.Channel();
   if (!channel.ok()) return UsageError(std::string(channel.status().message()));
   RemoteSchema schema(*channel, c.Timeout());
   std::vector<std::string> lines;
@@ -239,7 +170,7 @@ int List(const Global& global, Connection& c, const std::string& service) {
                                    method->output_type()->full_name(), ")"));
     }
   }
-  if (global.output == "json") {
+  if (global.json()) {
     std::cout << nlohmann::json(lines).dump(2) << "\n";
   } else {
     for (const auto& line : lines) std::cout << line << "\n";
@@ -259,7 +190,7 @@ int Call(const Global& global, Connection& c, std::string method_name, std::stri
   const std::string method = method_name.substr(split + 1);
   if (json == "-") json.assign(std::istreambuf_iterator<char>(std::cin), {});
 
-  auto channel = Channel(c);
+  auto channel = c.Channel();
   if (!channel.ok()) return UsageError(std::string(channel.status().message()));
   RemoteSchema schema(*channel, c.Timeout());
   auto pool = schema.Load(service);
@@ -280,36 +211,13 @@ int Call(const Global& global, Connection& c, std::string method_name, std::stri
                                    " in JSON: ", parsed.message().as_string()));
   }
 
-  grpc::GenericStub stub(*channel);
-  const std::string path = absl::StrCat("/", service, "/", method);
-  grpc::ByteBuffer response_bytes;
-  absl::Status status = crm::runtime::CallWithRetry(
-      {.bearer_token = c.token, .timeout = c.Timeout()}, [&](grpc::ClientContext& context) {
-        grpc::Slice slice(request->SerializeAsString());
-        grpc::ByteBuffer request_bytes(&slice, 1);
-        std::promise<grpc::Status> done;
-        stub.UnaryCall(&context, path, grpc::StubOptions(), &request_bytes, &response_bytes,
-                       [&done](grpc::Status s) { done.set_value(std::move(s)); });
-        return done.get_future().get();
-      });
+  absl::Status status =
+      crm::crmctl::UnaryCall(*channel, absl::StrCat("/", service, "/", method), *request, *response,
+                             {.bearer_token = c.token, .timeout = c.Timeout()});
   if (!status.ok()) return PrintError(global, status);
-  std::vector<grpc::Slice> slices;
-  std::string bytes;
-  if (response_bytes.Dump(&slices).ok()) {
-    for (const auto& slice : slices)
-      bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  if (!response->ParseFromString(bytes))
-    return PrintError(global, absl::DataLossError("unreadable response"));
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  if (!google::protobuf::util::MessageToJsonString(*response, &out, options).ok()) {
-    return PrintError(global, absl::InternalError("cannot print the answer as JSON"));
-  }
-  std::cout << out;
+  auto out = crm::crmctl::ToJson(*response);
+  if (!out.ok()) return PrintError(global, out.status());
+  std::cout << *out;
   return 0;
 }
 
@@ -318,10 +226,14 @@ int Call(const Global& global, Connection& c, std::string method_name, std::stri
 int main(int argc, char** argv) {
   CLI::App app("crmctl: command line for the CRM services", "crmctl");
   app.require_subcommand(1);
+  app.fallthrough();  // -o json also after the subcommand
   Global global;
   app.add_option("-o,--output", global.output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+
+  // crmctl <service> <method> [flags]: every method of the four services.
+  crm::crmctl::ServiceCommands services(app);
 
   crm::runtime::TokenClaims claims;
   std::string scopes;
@@ -357,13 +269,13 @@ int main(int argc, char** argv) {
   std::string health_service;
   auto* health =
       app.add_subcommand("health", "ask a service whether it is serving (grpc.health.v1)");
-  AddConnectionFlags(*health, health_connection, /*with_token=*/false);
+  crm::crmctl::AddConnectionFlags(*health, health_connection, {.with_token = false});
   health->add_option("--service", health_service, "a service name; empty = the whole server");
 
   Connection list_connection;
   std::string list_service;
   auto* list = app.add_subcommand("list", "list the services of a server, or the methods of one");
-  AddConnectionFlags(*list, list_connection, /*with_token=*/false);
+  crm::crmctl::AddConnectionFlags(*list, list_connection, {.with_token = false});
   list->add_option("service", list_service, "e.g. crm.contact.v1.ContactService");
 
   Connection call_connection;
@@ -371,7 +283,7 @@ int main(int argc, char** argv) {
   std::string json = "{}";
   auto* call =
       app.add_subcommand("call", "call any method with a JSON request; prints the JSON answer");
-  AddConnectionFlags(*call, call_connection, /*with_token=*/true);
+  crm::crmctl::AddConnectionFlags(*call, call_connection, {});
   call->add_option("method", method, "package.Service/Method")->required();
   call->add_option("request", json, "the request as JSON; - reads stdin")->capture_default_str();
 
@@ -392,5 +304,7 @@ int main(int argc, char** argv) {
   }
   if (health->parsed()) return Health(global, health_connection, health_service);
   if (list->parsed()) return List(global, list_connection, list_service);
-  return Call(global, call_connection, method, json);
+  if (call->parsed()) return Call(global, call_connection, method, json);
+  if (auto* chosen = services.Parsed()) return crm::crmctl::RunMethod(global, *chosen);
+  return UsageError("no command (see crmctl --help)");
 }
