@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "crm/common/files.h"
 #include "crm/runtime/log.h"
+#include "malformed_request.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/support/server_interceptor.h"
@@ -144,6 +145,8 @@ absl::Status ServiceHost::Start(const std::vector<grpc::Service*>& services) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  // First: it rewrites the status of an unparsable request before the metrics count it.
+  interceptors.push_back(std::make_unique<MalformedRequestInterceptorFactory>());
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(*registry_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();

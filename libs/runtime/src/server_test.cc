@@ -1,6 +1,7 @@
 #include "crm/runtime/server.h"
 
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "echo_process.h"
 #include "echo_service.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -160,6 +162,71 @@ TEST(ServiceHostTest, OversizedMessageIsResourceExhausted) {
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(running.service->handled(), 0);
   EXPECT_TRUE(Call(*stub, token, nullptr, std::string(32 << 10, 'x')).ok());
+}
+
+// The raw bytes of an EchoRequest whose string `marker` was made invalid UTF-8 (0xFF never is).
+std::string WithInvalidUtf8(const EchoRequest& request, const std::string& marker) {
+  std::string bytes = request.SerializeAsString();
+  const size_t at = bytes.find(marker);
+  EXPECT_NE(at, std::string::npos);
+  bytes[at] = '\xff';
+  return bytes;
+}
+
+// Sends `bytes` as the body of Echo, as a client with its own serializer would.
+grpc::Status CallWithBytes(const std::shared_ptr<grpc::Channel>& channel, const std::string& token,
+                           const std::string& bytes) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  context.AddMetadata("authorization", token);
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/crm.runtime.testing.v1.EchoService/Echo", grpc::StubOptions(),
+                 &request, &response, [&done](grpc::Status status) { done.set_value(status); });
+  return done.get_future().get();
+}
+
+TEST(ServiceHostTest, UnparsableRequestIsInvalidArgumentNamingTheField) {
+  Running running(PlaintextOptions());
+  const std::string token = "Bearer " + Token({"contacts:read"});
+  struct Case {
+    std::string name;
+    EchoRequest request;
+    std::string marker;
+    std::string field;
+  };
+  std::vector<Case> cases(3);
+  cases[0] = {"top-level string", {}, "MARK-text", "text"};
+  cases[0].request.set_text("MARK-text");
+  cases[1] = {"repeated string of a nested message", {}, "MARK-tag", "detail.tags"};
+  cases[1].request.mutable_detail()->add_tags("ok");
+  cases[1].request.mutable_detail()->add_tags("MARK-tag");
+  cases[2] = {"map value", {}, "MARK-label", "detail.labels"};
+  (*cases[2].request.mutable_detail()->mutable_labels())["k"] = "MARK-label";
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const grpc::Status status =
+        CallWithBytes(running.Plaintext(), token, WithInvalidUtf8(c.request, c.marker));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    const auto violations = Violations(FromGrpcStatus(status));
+    ASSERT_EQ(violations.size(), 1u) << status.error_message();
+    EXPECT_EQ(violations[0].field, c.field);
+    EXPECT_THAT(violations[0].description, HasSubstr("UTF-8"));
+  }
+
+  // Bytes that are no message at all: a truncated varint in a tag.
+  const grpc::Status garbage =
+      CallWithBytes(running.Plaintext(), token, std::string("\xff\xff\xff\xff\x0f", 5));
+  EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(garbage.error_message(), HasSubstr("crm.runtime.testing.v1.EchoRequest"));
+  EXPECT_TRUE(Violations(FromGrpcStatus(garbage)).empty());
+
+  EXPECT_EQ(running.service->handled(), 0);  // no handler saw any of them
+  auto stub = crm::runtime::testing::v1::EchoService::NewStub(running.Plaintext());
+  EXPECT_TRUE(Call(*stub, token).ok());  // and the server serves on
 }
 
 TEST(ServiceHostTest, MetricsEndpointIsScrapableAndPassesPromtool) {

@@ -1,5 +1,6 @@
 #include "crm/service/commands.h"
 
+#include <algorithm>
 #include <openssl/evp.h>
 
 #include "absl/strings/escaping.h"
@@ -68,6 +69,12 @@ absl::StatusOr<std::string> ScanIndexPage(
         offer,
     const std::string& start_after) {
   CRM_ASSIGN_OR_RETURN(std::string resume, DecodePageToken(page_token));
+  // A token names a key of the listing it came from; any other key would resume elsewhere.
+  if (!resume.empty() && std::none_of(prefixes.begin(), prefixes.end(), [&](const auto& prefix) {
+        return resume.rfind(prefix, 0) == 0;
+      })) {
+    return InvalidField("page_token", "not a token of this listing (same filters, same method)");
+  }
   if (resume.empty()) resume = start_after;
   size_t budget = static_cast<size_t>(page_size) * 10;
   int taken = 0;

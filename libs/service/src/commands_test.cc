@@ -11,6 +11,7 @@ namespace {
 using ::crm::testing::IsOk;
 using ::crm::testing::StatusIs;
 using ::testing::ElementsAre;
+using ::testing::Field;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
@@ -99,6 +100,22 @@ TEST_F(ScanIndexPageTest, ASparseFilterAnswersShortPagesInsteadOfScanningEveryth
                               return Offer::kTaken;
                             }),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ScanIndexPageTest, ATokenOfAnotherListingIsRefusedNamingPageToken) {
+  Index({"x/live/b1", "x/live/b2", "y/other/z1", "y/other/z2"});
+  auto take = [](const std::string&, const std::string&) -> absl::StatusOr<Offer> {
+    return Offer::kTaken;
+  };
+  auto from_y = ScanIndexPage(*store_, {"y/other/"}, "", 1, take);
+  ASSERT_THAT(from_y, IsOk());
+  ASSERT_THAT(*from_y, Not(IsEmpty()));
+  EXPECT_THAT(ScanIndexPage(*store_, {"y/other/"}, *from_y, 1, take), IsOk());
+  for (const std::string& token : {*from_y, EncodePageToken("forged-token")}) {
+    auto refused = ScanIndexPage(*store_, {"x/live/"}, token, 1, take);
+    EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(Violations(refused.status()), ElementsAre(Field(&FieldViolation::field, "page_token")));
+  }
 }
 
 TEST(CommandsTest, IdsDerivedFromRequestsAreStableAndDistinctPerKind) {

@@ -26,6 +26,9 @@ using crm::contact::v1::ContactUpdated;
 
 std::string Trim(const std::string& text) { return std::string(absl::StripAsciiWhitespace(text)); }
 
+// RFC 5321's limit on a forward path.
+constexpr size_t kMaxEmailBytes = 254;
+
 bool IsIdChar(char c) { return absl::ascii_isalnum(c) || c == '-' || c == '_'; }
 
 // A deliberately plain check: one '@', something before it, a dotted domain after it, no
@@ -121,7 +124,10 @@ void NormalizeField(const std::string& path, const Contact& in, Contact& out, Ch
     std::set<std::string> seen;
     for (int i = 0; i < in.emails_size(); ++i) {
       const std::string email = absl::AsciiStrToLower(Trim(in.emails(i)));
-      if (email.size() > 254 || !LooksLikeEmail(email)) {
+      if (email.size() > kMaxEmailBytes) {
+        check.TooLarge(absl::StrCat("emails[", i, "]"),
+                       absl::StrCat("longer than ", kMaxEmailBytes, " bytes"));
+      } else if (!LooksLikeEmail(email)) {
         check.Invalid(absl::StrCat("emails[", i, "]"),
                       "must be an email address like name@example.com");
       } else if (seen.insert(email).second) {

@@ -119,10 +119,11 @@ TEST(CreateContactTest, OversizedFieldsAreResourceExhausted) {
   Contact big = Ada();
   big.set_family_name(std::string(kLimits.max_name + 1, 'x'));
   for (size_t i = 0; i <= kLimits.max_tags; ++i) big.add_tags("t" + std::to_string(i));
+  big.add_emails(std::string(243, 'e') + "@example.com");  // 255 bytes: one over RFC 5321's 254
   auto refused = DecideCreate(std::nullopt, kMonday, "c-1", big, kLimits);
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(Fields(refused.status()),
-              UnorderedElementsAre("contact.family_name", "contact.tags"));
+              UnorderedElementsAre("contact.family_name", "contact.tags", "contact.emails[2]"));
 }
 
 TEST(CreateContactTest, AnExistingContactCannotBeCreatedAgain) {

@@ -43,6 +43,11 @@ struct Row {
 
 enum class Outcome { kApplied, kDuplicate, kGap };
 
+// The stream types of the topics the projection reads ("<type>/<id>"); it tracks the version
+// of every stream of these, so a caller can wait for any of them.
+inline constexpr const char* kStreamTypes[] = {
+    "contact", "account", "lead", "opportunity", "pipeline", "activity", "task", "case"};
+
 // Record ids ordered by a time (microseconds).
 using TimeIndex = absl::btree_set<std::pair<int64_t, std::string>>;
 using Times = absl::btree_multiset<int64_t>;

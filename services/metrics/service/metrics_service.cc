@@ -1,12 +1,17 @@
 #include "service/metrics_service.h"
 
+#include <algorithm>
+#include <iterator>
 #include <map>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "crm/common/field_violations.h"
 #include "crm/common/status_macros.h"
 #include "crm/common/time.h"
 #include "domain/kpis.h"
+#include "domain/projection.h"
 
 namespace crm::metrics {
 namespace {
@@ -61,6 +66,11 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CheckConsistency(
     if (slash == std::string::npos || slash == 0 || slash + 1 == wanted.stream().size() ||
         wanted.stream().size() > 256) {
       violations.push_back({field + ".stream", "must be \"<type>/<id>\", e.g. \"contact/<id>\""});
+    } else if (std::find(std::begin(kStreamTypes), std::end(kStreamTypes),
+                         std::string_view(wanted.stream()).substr(0, slash)) ==
+               std::end(kStreamTypes)) {
+      violations.push_back({field + ".stream", absl::StrCat("type must be one of ",
+                                                            absl::StrJoin(kStreamTypes, ", "))});
     }
     if (wanted.version() < 1) violations.push_back({field + ".version", "must be at least 1"});
     versions.emplace_back(wanted.stream(), wanted.version());

@@ -334,6 +334,12 @@ TEST_F(MetricsServiceTest, BadRequestsNameTheirFieldAndNeedAToken) {
   EXPECT_THAT(
       Fields(Call(&Stub::QueryKpi, bad_wait, &response, reader_)),
       ElementsAre("consistency.min_versions[0].stream", "consistency.min_versions[0].version"));
+  v1::QueryKpiRequest unknown_type = request;  // well formed, but no topic has such a stream
+  auto* widget = unknown_type.mutable_consistency()->add_min_versions();
+  widget->set_stream("widget/w-1");
+  widget->set_version(1);
+  EXPECT_THAT(Fields(Call(&Stub::QueryKpi, unknown_type, &response, reader_)),
+              ElementsAre("consistency.min_versions[0].stream"));
   v1::GetBusinessDashboardRequest no_kind;
   v1::GetBusinessDashboardResponse dashboard;
   EXPECT_THAT(Fields(Call(&Stub::GetBusinessDashboard, no_kind, &dashboard, reader_)),

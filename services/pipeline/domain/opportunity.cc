@@ -25,7 +25,9 @@ absl::Status NotOpen(const Opportunity& opportunity, const std::string& what) {
 }
 
 // Validates and normalises the `paths` of `input`; derives line and total amounts. Every
-// offending field is named; sizes over a limit are RESOURCE_EXHAUSTED.
+// offending field is named; sizes over a limit are RESOURCE_EXHAUSTED. A required field is
+// checked where it is set (opening sets every field), so a stored opportunity stays complete
+// and one answer names a missing field beside the malformed ones.
 absl::StatusOr<Opportunity> Normalize(const Opportunity& input,
                                       const std::vector<std::string>& paths,
                                       const PipelineLimits& limits) {
@@ -40,6 +42,7 @@ absl::StatusOr<Opportunity> Normalize(const Opportunity& input,
   for (const std::string& path : paths) {
     if (path == "display_name") {
       out.set_display_name(text(path, input.display_name(), limits.max_name));
+      if (out.display_name().empty()) check.Invalid("opportunity.display_name", "is required");
     } else if (path == "owner_id") {
       out.set_owner_id(text(path, input.owner_id(), limits.max_text));
     } else if (path == "account_id") {
@@ -51,7 +54,9 @@ absl::StatusOr<Opportunity> Normalize(const Opportunity& input,
     } else if (path == "currency_code") {
       out.set_currency_code(
           absl::AsciiStrToUpper(text(path, input.currency_code(), limits.max_text)));
-      if (!out.currency_code().empty() && !IsCurrencyCode(out.currency_code())) {
+      if (out.currency_code().empty()) {
+        check.Invalid("opportunity.currency_code", "is required (ISO 4217, e.g. EUR)");
+      } else if (!IsCurrencyCode(out.currency_code())) {
         check.Invalid("opportunity.currency_code", "must be an ISO 4217 code like EUR");
       }
     } else if (path == "expected_close_date") {
@@ -101,18 +106,6 @@ absl::StatusOr<Opportunity> Normalize(const Opportunity& input,
     return faults;
   }
   return out;
-}
-
-// The required fields of an opportunity that can be saved.
-absl::Status CheckComplete(const Opportunity& opportunity) {
-  std::vector<FieldViolation> missing;
-  if (opportunity.display_name().empty())
-    missing.push_back({"opportunity.display_name", "is required"});
-  if (opportunity.currency_code().empty()) {
-    missing.push_back({"opportunity.currency_code", "is required (ISO 4217, e.g. EUR)"});
-  }
-  if (missing.empty()) return absl::OkStatus();
-  return InvalidArgument(std::move(missing));
 }
 
 absl::Status UnknownStage(const Pipeline& revision, const std::string& stage_id,
@@ -194,7 +187,6 @@ absl::StatusOr<eventsourcing::Events> DecideOpenOpportunity(
   }
   absl::StatusOr<Opportunity> opportunity = Normalize(fields, SettableOpportunityFields(), limits);
   if (!opportunity.ok()) return opportunity.status();
-  if (absl::Status complete = CheckComplete(*opportunity); !complete.ok()) return complete;
   const std::string stage_id = fields.stage_id().empty() && pipeline.stages_size() > 0
                                    ? pipeline.stages(0).stage_id()
                                    : fields.stage_id();
@@ -235,7 +227,6 @@ absl::StatusOr<eventsourcing::Events> DecideUpdateOpportunity(
   if (std::find(paths.begin(), paths.end(), "lines") != paths.end()) {
     after.set_amount_minor(normalized->amount_minor());
   }
-  if (absl::Status complete = CheckComplete(after); !complete.ok()) return complete;
   if (google::protobuf::util::MessageDifferencer::Equals(after, current->state)) {
     return eventsourcing::Events();
   }

@@ -98,7 +98,7 @@ TEST(OpportunityTest, OpenNamesEveryBadField) {
   EXPECT_THAT(decided, StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(Fields(decided.status()),
               ::testing::UnorderedElementsAre(
-                  "opportunity.currency_code", "opportunity.account_id",
+                  "opportunity.display_name", "opportunity.currency_code", "opportunity.account_id",
                   "opportunity.expected_close_date", "opportunity.lines[2].product_id",
                   "opportunity.lines[2].quantity", "opportunity.lines[2].unit_price_minor"));
   Opportunity unnamed = Deal();
@@ -221,10 +221,10 @@ TEST(OpportunityTest, UpdateRecomputesAmountsAndSkipsNoOps) {
 
   google::protobuf::FieldMask bad;
   bad.add_paths("stage_id");  // stages move through MoveOpportunityStage only
-  bad.add_paths("currency_code");
+  bad.add_paths("currency_code");  // cleared: a required field, named in the same answer
   Opportunity no_currency;
   EXPECT_THAT(Fields(DecideUpdateOpportunity(deal, no_currency, bad, kLimits).status()),
-              ElementsAre("opportunity.stage_id"));
+              ElementsAre("opportunity.stage_id", "opportunity.currency_code"));
   google::protobuf::FieldMask none;
   EXPECT_THAT(Fields(DecideUpdateOpportunity(deal, patch, none, kLimits).status()),
               ElementsAre("update_mask"));

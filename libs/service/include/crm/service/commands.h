@@ -171,7 +171,8 @@ enum class Offer {
 };
 
 // One page of a listing: scans the index `prefixes` in key order from the token's resume key
-// (or from `start_after` on the first page), offering each entry's id (its key's last '/'
+// (or from `start_after` on the first page; a token of another listing is INVALID_ARGUMENT
+// naming page_token), offering each entry's id (its key's last '/'
 // segment) to `offer`, which loads, filters and adds it. At most 10 x page_size keys are read
 // per page, so a sparse filter answers with fewer items and a token rather than scanning the
 // whole index. Returns the next page token ("" when the listing is complete).
