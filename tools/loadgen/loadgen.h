@@ -44,6 +44,10 @@ struct Options {
 // Methods the mix can name.
 const std::vector<std::string>& KnownMethods();
 
+// Whether the mix is only HealthCheck (grpc.health.v1.Health/Check on contact-service): no
+// token, no setup records, no lag samples.
+bool OnlyHealthChecks(const std::vector<MixEntry>& mix);
+
 struct MethodResult {
   Histogram latency_us;  // successful and failed calls
   int64_t ok = 0;

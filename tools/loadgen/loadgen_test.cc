@@ -254,5 +254,26 @@ TEST_F(LoadgenRunTest, OpenAndClosedModelsCreateContactsWithoutErrors) {
   EXPECT_EQ(closed["total"]["errors"], 0);
 }
 
+TEST_F(LoadgenRunTest, HealthCheckNeedsNoTokenAndNoSetup) {
+  // No secret (and no data/jwt.secret to fall back on): a run that wanted a token would exit 1
+  // before sending anything, and a setup command sent without one would fail (exit 1 too).
+  const std::string json = dir_.Sub("health.json");
+  crm::testing::Subprocess process({CRM_LOADGEN, "--contact", address_, "--json", json,
+                                    "--data-dir", dir_.Sub("no-such-dir"), "--concurrency", "8",
+                                    "--duration", "1s", "--warmup", "200ms", "--mix",
+                                    "HealthCheck=1"});
+  std::string out;
+  while (auto line = process.ReadStdoutLine()) out += *line + "\n";
+  const std::string err = process.DrainStderr();
+  ASSERT_EQ(process.WaitForExitCode().value_or(-1), 0) << out << err;
+  std::ifstream file(json);
+  nlohmann::json health = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(health.is_discarded());
+  EXPECT_GT(health["methods"]["HealthCheck"]["count"].get<int64_t>(), 0);
+  EXPECT_EQ(health["methods"]["HealthCheck"]["ok"], health["methods"]["HealthCheck"]["count"]);
+  EXPECT_EQ(health["total"]["errors"], 0);
+  EXPECT_EQ(health["methods"].size(), 1u);
+}
+
 }  // namespace
 }  // namespace crm::loadgen
