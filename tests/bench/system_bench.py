@@ -24,6 +24,9 @@ import time
 
 import harness
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import machine  # noqa: E402  (the machine line of docs/benchmarks.md)
+
 LOADGEN = os.path.join(harness.BUILD_DIR, "tools/loadgen/crm-loadgen")
 CONCURRENCY = 64
 P99_LIMIT_MS = 20.0
@@ -175,16 +178,6 @@ def errors_text(method):
     return ", ".join(f"{code} {n}" for code, n in sorted(method["errors"].items())) or "0"
 
 
-def machine():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} cores"
-
-
 def render(r):
     probe_w, probe_d = r["probe"]
     report_w, report_d = r["report"]
@@ -319,7 +312,7 @@ def render(r):
 # --- the scenarios -----------------------------------------------------------------------------
 
 def run(bench):
-    r = {"probe": bench.probe, "report": bench.report, "machine": machine(),
+    r = {"probe": bench.probe, "report": bench.report, "machine": machine(tempfile.gettempdir()),
          "loadavg": " / ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1/5/15 min)"}
 
     log("(a) the raw limit")
