@@ -330,10 +330,10 @@ TEST_F(ActivityServiceTest, ADependencyThatIsDownIsUnavailableAndNothingIsStored
   ASSERT_THAT(Log("act-1", Interaction(ACTIVITY_TYPE_CALL, "phone", "c-1"), kNow, "req-1"), IsOk());
 
   // contact-service hangs: the deadline turns it into UNAVAILABLE, not a hang.
-  contact_service_->process().Signal(SIGSTOP);
+  ASSERT_TRUE(contact_service_->process().Pause());
   EXPECT_THAT(Log("act-2", Interaction(ACTIVITY_TYPE_CALL, "phone", "c-1")),
               StatusIs(absl::StatusCode::kUnavailable));
-  contact_service_->process().Signal(SIGCONT);
+  contact_service_->process().Resume();
 
   // contact-service stopped.
   contact_service_->process().Signal(SIGTERM);

@@ -112,6 +112,17 @@ class Subprocess {
   void Signal(int signal) {
     if (running()) ::kill(pid_, signal);
   }
+  // SIGSTOP, returning once every thread has stopped: kill() returns before that, and a busy
+  // machine can let a thread serve one more request in between. False if it exited instead.
+  bool Pause() {
+    if (!running()) return false;
+    ::kill(pid_, SIGSTOP);
+    int status = 0;
+    if (::waitpid(pid_, &status, WUNTRACED) != pid_) return false;
+    if (!WIFSTOPPED(status)) exit_status_ = status;
+    return WIFSTOPPED(status);
+  }
+  void Resume() { Signal(SIGCONT); }
 
   // Waits for exit; returns the raw wait status (use WIFEXITED/WEXITSTATUS/WTERMSIG).
   int Wait() {
