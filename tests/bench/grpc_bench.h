@@ -1,6 +1,6 @@
 #pragma once
 
-// What the benchmarks of real service binaries share: a free port to start a service on,
+// What the benchmarks of real service binaries share: a service started on a free port,
 // per-call latency recording reported as nearest-rank p50/p99 counters, and footprint readings.
 
 #include <arpa/inet.h>
@@ -25,25 +25,12 @@
 
 namespace crm::bench {
 
-// A free loopback port (services run with warn logs, so no "serving" line tells it).
-inline int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // A service binary on a free port with warn logs (an info line per call would fill the stderr
 // pipe nobody reads here) and the dev broker at `bootstrap`.
 struct BenchService {
   BenchService(const std::string& binary, const std::string& data_dir, const std::string& bootstrap,
                const std::string& secret, std::vector<std::string> extra_flags = {})
-      : address(absl::StrCat("127.0.0.1:", FreePort())) {
+      : address(absl::StrCat("127.0.0.1:", crm::testing::FreeLoopbackPort())) {
     std::vector<std::string> args = {
         binary,          "--plaintext", "--jwt-hs256-secret", secret,
         "--grpc-listen", address,       "--metrics-listen",   "127.0.0.1:0",

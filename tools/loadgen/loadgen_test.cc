@@ -175,20 +175,6 @@ TEST(OpenScheduleTest, StallIsChargedToEveryRequestItHeldBack) {
 
 constexpr char kSecret[] = "loadgen-test-secret-loadgen-test-secret";
 
-// A free loopback port: the service runs with warn logs (nobody reads an info line per call
-// here), so no "serving" line tells its port.
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 class LoadgenRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -196,7 +182,7 @@ class LoadgenRunTest : public ::testing::Test {
     ASSERT_THAT(cluster, IsOk());
     cluster_ = *std::move(cluster);
     ASSERT_THAT(cluster_->CreateTopic("crm.contact.events.v1", 1, 1), IsOk());
-    address_ = absl::StrCat("127.0.0.1:", FreePort());
+    address_ = absl::StrCat("127.0.0.1:", crm::testing::FreeLoopbackPort());
     service_ = std::make_unique<crm::testing::Subprocess>(std::vector<std::string>{
         CRM_CONTACT_SERVICE, "--plaintext", "--jwt-hs256-secret", kSecret, "--grpc-listen",
         address_, "--metrics-listen", "127.0.0.1:0", "--data-dir", dir_.Sub("contact"),

@@ -22,6 +22,19 @@ extern char** environ;
 
 namespace crm::testing {
 
+// A loopback port free at the time of the call, for a process that takes its port as a flag.
+inline int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof(addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
 class Subprocess {
  public:
   // Starts argv[0] with argv; stdin is /dev/null unless `with_stdin`.
