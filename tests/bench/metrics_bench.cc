@@ -62,6 +62,27 @@ void BM_ProjectionApply(benchmark::State& state) {
 }
 BENCHMARK(BM_ProjectionApply)->Unit(benchmark::kMillisecond)->Iterations(3);
 
+// EvaluateKpi in process over the whole history: each KPI over one month (the 5th week of
+// the history on), grouped by its first dimension, as the gRPC query latency below asks.
+void BM_EvaluateKpi(benchmark::State& state) {
+  static const Projection* projection = [] {
+    auto* built = new Projection();
+    for (const EventEnvelope& event : History()) built->Apply(event);
+    return built;
+  }();
+  const v1::KpiDefinition& definition = KpiDefinitions()[state.range(0)];
+  v1::QueryKpiRequest request;
+  request.set_kpi(definition.name());
+  request.set_period_kind(v1::PERIOD_KIND_MONTH);
+  *request.mutable_start_time() = ToProto(kStart + absl::Hours(24 * 40));
+  *request.mutable_end_time() = ToProto(kStart + absl::Hours(24 * 41));
+  if (!definition.dimensions().empty()) request.add_group_by(definition.dimensions(0));
+  const absl::Time now = kStart + absl::Hours(24 * 7 * 13);
+  for (auto _ : state) benchmark::DoNotOptimize(EvaluateKpi(*projection, request, now));
+  state.SetLabel(definition.name());
+}
+BENCHMARK(BM_EvaluateKpi)->DenseRange(0, 20)->Unit(benchmark::kMicrosecond);
+
 double Percentile(std::vector<double> values, int percent) {
   std::sort(values.begin(), values.end());
   const size_t rank = std::max<size_t>(1, (percent * values.size() + 99) / 100);

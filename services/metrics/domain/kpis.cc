@@ -18,6 +18,7 @@
 #include "crm/common/status_macros.h"
 #include "crm/common/time.h"
 #include "crm/pipeline/v1/pipeline.pb.h"
+#include "domain/facts.h"
 #include "domain/sketch.h"
 
 namespace crm::metrics {
@@ -28,28 +29,6 @@ constexpr int64_t kMicrosPerHour = 3600 * kMicrosPerSecond;
 constexpr int64_t kMicrosPerDay = 24 * kMicrosPerHour;
 
 // --- accumulation -------------------------------------------------------------------------
-
-// What the facts of one group in one period add up to.
-struct Cell {
-  absl::btree_map<std::string, int64_t> counts;
-  absl::btree_map<std::string, Sketch> sketches;
-  // (measure, currency) -> exact sum in minor units
-  absl::btree_map<std::pair<std::string, std::string>, __int128> money;
-
-  void Count(const std::string& name, int64_t n = 1) { counts[name] += n; }
-  void Sample(const std::string& name, double value, bool exact = false) {
-    auto it = sketches.find(name);
-    if (it == sketches.end()) {
-      it = sketches
-               .emplace(name, exact ? Sketch::Exact() : Sketch::Logarithmic(kQuantileRelativeError))
-               .first;
-    }
-    it->second.Add(value);
-  }
-  void Money(const std::string& name, const std::string& currency, __int128 amount) {
-    money[{name, currency}] += amount;
-  }
-};
 
 using Dims = std::vector<absl::string_view>;
 
@@ -256,23 +235,6 @@ void AddMeasures(const std::vector<MeasureSpec>& specs, const Cell& cell,
 
 // --- labels and lookups -------------------------------------------------------------------
 
-// "ACTIVITY_TYPE_VISIT" -> "visit".
-std::string Label(const google::protobuf::EnumDescriptor* descriptor, int value,
-                  absl::string_view prefix) {
-  const google::protobuf::EnumValueDescriptor* found = descriptor->FindValueByNumber(value);
-  if (found == nullptr) return absl::StrCat(value);
-  std::string name = found->name();
-  if (absl::StartsWith(name, prefix)) name = name.substr(prefix.size());
-  return absl::AsciiStrToLower(name);
-}
-
-std::string TypeLabel(int type) {
-  return Label(activity::v1::ActivityType_descriptor(), type, "ACTIVITY_TYPE_");
-}
-std::string PriorityLabel(int priority) {
-  return Label(activity::v1::CasePriority_descriptor(), priority, "CASE_PRIORITY_");
-}
-
 // The last point of a timeline strictly before `instant_us` (the state made of the facts that
 // occurred before it); nullptr when none.
 template <typename Points>
@@ -287,10 +249,6 @@ bool AnyIn(const Times* times, int64_t from, int64_t to) {
   if (times == nullptr) return false;
   auto it = times->lower_bound(from);
   return it != times->end() && *it < to;
-}
-
-bool IsDone(const pv::ActivityView& activity) {
-  return activity.status() == activity::v1::ACTIVITY_STATUS_DONE;
 }
 
 bool IsOpen(const pv::OpportunityPoint& point) {
@@ -316,22 +274,6 @@ void ForEachInstant(const Tally& tally, Fn fn) {
 
 // Position of a stage in the pipeline revision an entry was made under (the latest revision
 // when that one is unknown); nullopt when the stage is not in it.
-// The task's assignee at `time_us`: the latest assignment at or before it, else the earliest
-// (a task scheduled after its due time).
-const std::string& AssigneeAt(const pv::TaskView& task, int64_t time_us) {
-  const pv::Assignment* found = nullptr;
-  const pv::Assignment* earliest = nullptr;
-  for (const pv::Assignment& assignment : task.assignments()) {
-    if (earliest == nullptr || assignment.time_us() < earliest->time_us()) earliest = &assignment;
-    if (assignment.time_us() <= time_us &&
-        (found == nullptr || assignment.time_us() >= found->time_us())) {
-      found = &assignment;
-    }
-  }
-  if (found == nullptr) found = earliest;
-  return found != nullptr ? found->assignee_id() : task.assignee_id();
-}
-
 std::optional<int> StageIndex(const Projection& projection, const pv::StageEntry& entry,
                               const std::string& stage_id) {
   auto pipeline = projection.pipelines().find(entry.pipeline_id());
@@ -355,6 +297,22 @@ std::optional<int> StageIndex(const Projection& projection, const pv::StageEntry
 // --- the KPIs -----------------------------------------------------------------------------
 
 using Evaluate = std::function<void(const Projection&, Tally&)>;
+
+// Evaluates a KPI of domain/facts.h: adds up the daily sums of the requested range.
+Evaluate SumDays(const char* kpi) {
+  return [name = std::string(kpi)](const Projection& projection, Tally& tally) {
+    const Rollup* sums = projection.DailySums(name);
+    if (sums == nullptr) return;
+    sums->ForEachDay(tally.range_start_us(), tally.range_end_us(),
+                     [&](int64_t day, const DimValues& values, const Cell& sum) {
+                       const std::optional<size_t> p = tally.PeriodIndex(day);
+                       if (!p) return;
+                       if (Cell* cell = tally.At(*p, Dims(values.begin(), values.end()))) {
+                         cell->Add(sum);
+                       }
+                     });
+  };
+}
 
 struct Kpi {
   v1::KpiDefinition definition;
@@ -388,16 +346,7 @@ std::vector<Kpi> BehaviourKpis() {
       "Count of activities (status DONE: logged as done, or scheduled and then completed) whose "
       "occurred_at is in P; by the activity's rep (owner), channel and type.",
       {"rep", "channel", "type"}, {{"count", M::kCount, "count"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInRange(projection.activities_by_time(), tally, [&](size_t p, const auto& id) {
-          const pv::ActivityView& activity = projection.activities().at(id);
-          if (!IsDone(activity)) return;
-          const std::string type = TypeLabel(activity.type());
-          if (Cell* cell = tally.At(p, {activity.owner_id(), activity.channel(), type})) {
-            cell->Count("count");
-          }
-        });
-      }));
+      SumDays("activities_logged")));
   kpis.push_back(Make(
       "visit_report_compliance", kBehaviour,
       "Visits = DONE activities of type meeting or visit with occurred_at in P; compliant = the "
@@ -407,22 +356,7 @@ std::vector<Kpi> BehaviourKpis() {
       {{"compliant", M::kCount, "compliant"},
        {"visits", M::kCount, "visits"},
        {"ratio", M::kRatio, "compliant", "visits"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInRange(projection.activities_by_time(), tally, [&](size_t p, const auto& id) {
-          const pv::ActivityView& activity = projection.activities().at(id);
-          if (!IsDone(activity) || (activity.type() != activity::v1::ACTIVITY_TYPE_MEETING &&
-                                    activity.type() != activity::v1::ACTIVITY_TYPE_VISIT)) {
-            return;
-          }
-          Cell* cell = tally.At(p, {activity.owner_id()});
-          if (cell == nullptr) return;
-          cell->Count("visits");
-          if (activity.has_report_recorded_us() &&
-              activity.report_recorded_us() <= activity.time_us() + 48 * kMicrosPerHour) {
-            cell->Count("compliant");
-          }
-        });
-      }));
+      SumDays("visit_report_compliance")));
   kpis.push_back(
       Make("logging_delay_seconds", kBehaviour,
            "Over DONE activities with occurred_at in P whose first recorded_at >= occurred_at: p50 "
@@ -432,18 +366,7 @@ std::vector<Kpi> BehaviourKpis() {
            {{"p50_seconds", M::kQuantile, "delay", "", 1, 50},
             {"p90_seconds", M::kQuantile, "delay", "", 1, 90},
             {"within_24h", M::kRatio, "within_24h", "logged"}},
-           [](const Projection& projection, Tally& tally) {
-             ForEachInRange(projection.activities_by_time(), tally, [&](size_t p, const auto& id) {
-               const pv::ActivityView& activity = projection.activities().at(id);
-               const int64_t delay = activity.first_recorded_us() - activity.time_us();
-               if (!IsDone(activity) || delay < 0) return;
-               Cell* cell = tally.At(p, {activity.owner_id()});
-               if (cell == nullptr) return;
-               cell->Count("logged");
-               cell->Sample("delay", static_cast<double>(delay) / kMicrosPerSecond);
-               if (delay <= 24 * kMicrosPerHour) cell->Count("within_24h");
-             });
-           }));
+           SumDays("logging_delay_seconds")));
   kpis.push_back(Make(
       "active_reps", kBehaviour,
       "Distinct user actors (token kind user; integrations excluded) with at least one event of "
@@ -534,19 +457,7 @@ std::vector<Kpi> BehaviourKpis() {
            {{"on_time", M::kCount, "on_time"},
             {"due", M::kCount, "due"},
             {"ratio", M::kRatio, "on_time", "due"}},
-           [](const Projection& projection, Tally& tally) {
-             ForEachInRange(projection.tasks_by_due(), tally, [&](size_t p, const auto& id) {
-               const pv::TaskView& task = projection.tasks().at(id);
-               if (task.status() == activity::v1::TASK_STATUS_CANCELLED) return;
-               Cell* cell = tally.At(p, {AssigneeAt(task, task.due_us())});
-               if (cell == nullptr) return;
-               cell->Count("due");
-               if (task.status() == activity::v1::TASK_STATUS_COMPLETED &&
-                   task.has_completed_us() && task.completed_us() <= task.due_us()) {
-                 cell->Count("on_time");
-               }
-             });
-           }));
+           SumDays("tasks_on_time_ratio")));
   kpis.push_back(Make(
       "speed_to_lead_seconds", kBehaviour,
       "Over leads captured in P: first response = the earliest of its first linked DONE "
@@ -616,25 +527,12 @@ void ForEachClose(const Projection& projection, const Tally& tally, bool won_onl
   }
 }
 
-bool IsQualified(const pv::LeadView& lead) {
-  return lead.status() == pipeline::v1::LEAD_STATUS_QUALIFIED ||
-         lead.status() == pipeline::v1::LEAD_STATUS_CONVERTED;
-}
-
 std::vector<Kpi> BusinessKpis() {
   std::vector<Kpi> kpis;
   kpis.push_back(Make("leads_captured", kBusiness,
                       "Count of leads whose capture occurred_at is in P; by source and channel.",
                       {"source", "channel"}, {{"count", M::kCount, "count"}},
-                      [](const Projection& projection, Tally& tally) {
-                        ForEachInRange(
-                            projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
-                              const pv::LeadView& lead = projection.leads().at(id);
-                              if (Cell* cell = tally.At(p, {lead.source(), lead.channel()})) {
-                                cell->Count("count");
-                              }
-                            });
-                      }));
+                      SumDays("leads_captured")));
   kpis.push_back(
       Make("lead_qualification_rate", kBusiness,
            "Over leads captured in P, by their status now: qualified (qualified or converted) / "
@@ -643,35 +541,14 @@ std::vector<Kpi> BusinessKpis() {
            {{"qualified", M::kCount, "qualified"},
             {"disqualified", M::kCount, "disqualified"},
             {"ratio", M::kRatio, "qualified", "decided"}},
-           [](const Projection& projection, Tally& tally) {
-             ForEachInRange(projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
-               const pv::LeadView& lead = projection.leads().at(id);
-               Cell* cell = tally.At(p, {lead.source()});
-               if (cell == nullptr) return;
-               if (IsQualified(lead)) {
-                 cell->Count("qualified");
-                 cell->Count("decided");
-               } else if (lead.status() == pipeline::v1::LEAD_STATUS_DISQUALIFIED) {
-                 cell->Count("disqualified");
-                 cell->Count("decided");
-               }
-             });
-           }));
+           SumDays("lead_qualification_rate")));
   kpis.push_back(
       Make("lead_conversion_rate", kBusiness,
            "Over leads captured in P: converted (status now) / captured; by source.", {"source"},
            {{"converted", M::kCount, "converted"},
             {"captured", M::kCount, "captured"},
             {"ratio", M::kRatio, "converted", "captured"}},
-           [](const Projection& projection, Tally& tally) {
-             ForEachInRange(projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
-               const pv::LeadView& lead = projection.leads().at(id);
-               Cell* cell = tally.At(p, {lead.source()});
-               if (cell == nullptr) return;
-               cell->Count("captured");
-               if (lead.status() == pipeline::v1::LEAD_STATUS_CONVERTED) cell->Count("converted");
-             });
-           }));
+           SumDays("lead_conversion_rate")));
   kpis.push_back(Make(
       "stage_conversion_rate", kBusiness,
       "Over entries into stage s (opened in s, or moved into s) with occurred_at in P: those "

@@ -15,8 +15,6 @@ namespace crm::metrics {
 
 // Bumped whenever a rule of KPIS.md or its implementation here changes.
 inline constexpr int kDefinitionVersion = 2;
-// Relative error of every seconds quantile (days are exact).
-inline constexpr double kQuantileRelativeError = 0.01;
 // At most this many periods per query.
 inline constexpr size_t kMaxPeriods = 400;
 

@@ -377,6 +377,40 @@ TEST_F(KpiTest, ActivitiesLoggedCountsDoneActivitiesInTheWeekTheyHappened) {
   EXPECT_EQ(CountOf(Query("activities_logged", 2, 1), 2, "count"), 2);
 }
 
+// The activity, lead and task KPIs are kept as daily sums that change with their records: a
+// change takes the record's old facts away, and nothing of them is left behind.
+TEST_F(KpiTest, AChangedActivityLeavesNothingWhereItWas) {
+  Log("a1", activity::v1::ACTIVITY_TYPE_VISIT, "rep-a", At(1, 1), At(1, 1, 2));
+  Log("a2", activity::v1::ACTIVITY_TYPE_CALL, "rep-a", At(1, 2), At(1, 2, 1));
+  // a1 was another rep's visit, a week later, logged an hour after it, with a report.
+  activity::v1::ActivityUpdated moved;
+  *moved.mutable_activity() = activities_["a1"];
+  moved.mutable_activity()->set_owner_id("rep-b");
+  *moved.mutable_activity()->mutable_occurred_at() = ToProto(At(2, 1));
+  moved.mutable_activity()->set_body("report");
+  log_.Add("activity/a1", moved, At(2, 1, 1), By("rep-b", At(2, 1, 1)));
+
+  v1::KpiResult logged = Query("activities_logged", 1, 2, {"rep"});
+  EXPECT_EQ(CountOf(logged, 1, "count", {"rep-a"}), 1);  // a2
+  EXPECT_EQ(CountOf(logged, 2, "count", {"rep-b"}), 1);  // a1
+  EXPECT_THAT(logged.rows(), SizeIs(2));  // no row for rep-a in week 2 nor rep-b in week 1
+
+  // a1's first record time is still the first log (week 1), before it happened: not a
+  // logging delay any more (KPIS.md counts recorded >= occurred only); a2's is an hour.
+  v1::KpiResult delay = Query("logging_delay_seconds", 1, 2, {"rep"});
+  EXPECT_THAT(delay.rows(), SizeIs(1));
+  ExpectQuantile(MeasureOf(RowOf(delay, 1, {"rep-a"}), "p50_seconds"), 3600);
+
+  v1::KpiResult visits = Query("visit_report_compliance", 1, 2, {"rep"});
+  EXPECT_THAT(visits.rows(), SizeIs(1));
+  EXPECT_EQ(RatioOf(visits, 2, "ratio", {"rep-b"}), std::make_pair(int64_t{1}, int64_t{1}));
+
+  // Cancelled: gone from every figure.
+  CancelScheduled("a2", At(2, 2));
+  EXPECT_EQ(CountOf(Query("activities_logged", 1, 1), 1, "count"), 0);
+  EXPECT_THAT(Query("logging_delay_seconds", 1, 2, {"rep"}).rows(), SizeIs(0));
+}
+
 TEST_F(KpiTest, VisitReportComplianceUsesTheRecordTimeOfTheFirstReport) {
   // Report with the log, 2 h after the visit: compliant.
   Log("v1", activity::v1::ACTIVITY_TYPE_VISIT, "rep-a", At(1, 1, 10), At(1, 1, 12), "report");

@@ -387,7 +387,17 @@ bool Projection::Visit(Self& self, Kind kind, Fn&& fn) {
   return false;
 }
 
+void Projection::Roll(const KpiFacts& facts, bool add) {
+  for (const auto& [kpi, fact] : facts) daily_sums_[kpi].Add(fact, add ? 1 : -1);
+}
+
+const Rollup* Projection::DailySums(const std::string& kpi) const {
+  auto it = daily_sums_.find(kpi);
+  return it == daily_sums_.end() ? nullptr : &it->second;
+}
+
 void Projection::Index(const std::string& id, const pv::ActivityView& activity, bool add) {
+  Roll(ActivityFacts(activity), add);
   Toggle(activities_by_time_, activity.time_us(), id, add);
   if (!IsDone(activity)) return;
   if (!activity.lead_id().empty()) {
@@ -399,10 +409,12 @@ void Projection::Index(const std::string& id, const pv::ActivityView& activity, 
 }
 
 void Projection::Index(const std::string& id, const pv::LeadView& lead, bool add) {
+  Roll(LeadFacts(lead), add);
   if (lead.captured()) Toggle(leads_by_capture_, lead.captured_us(), id, add);
 }
 
 void Projection::Index(const std::string& id, const pv::TaskView& task, bool add) {
+  Roll(TaskFacts(task), add);
   Toggle(tasks_by_due_, task.due_us(), id, add);
 }
 
@@ -440,10 +452,11 @@ Outcome Projection::Apply(const EventEnvelope& event) {
   version->second = event.stream_version();
   const auto [type, id_part] = SplitStream(stream);
   const std::string id(id_part);
-  // Evolved in place: unindexed as it was, evolved, indexed as it is now.
+  // Evolved in place: unindexed as it was (unless new), evolved, indexed as it is now.
   Visit(*this, KindOf(type), [&](auto& views) {
-    auto& view = views[id];
-    Index(id, view, /*add=*/false);
+    auto [slot, created] = views.try_emplace(id);
+    auto& view = slot->second;
+    if (!created) Index(id, view, /*add=*/false);
     Evolve(view, event);
     Index(id, view, /*add=*/true);
   });

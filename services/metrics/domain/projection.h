@@ -28,7 +28,9 @@
 #include "absl/time/time.h"
 #include "crm/events/v1/envelope.pb.h"
 #include "crm/metrics/projection/v1/views.pb.h"
+#include "domain/facts.h"
 #include "domain/periods.h"
+#include "domain/rollup.h"
 
 namespace crm::metrics {
 
@@ -88,6 +90,8 @@ class Projection {
   // occurred_at of the DONE activities linked to a lead / an opportunity; nullptr when none.
   const Times* LeadActivityTimes(const std::string& lead_id) const;
   const Times* OpportunityActivityTimes(const std::string& opportunity_id) const;
+  // The daily sums of a KPI of domain/facts.h; nullptr when it has no facts yet.
+  const Rollup* DailySums(const std::string& kpi) const;
   // The user actors with a write recorded in the period starting at `start`.
   const absl::btree_set<std::string>* ActiveActors(PeriodKind kind, absl::Time start) const;
 
@@ -96,7 +100,8 @@ class Projection {
   // the kind is unknown.
   template <typename Self, typename Fn>
   static bool Visit(Self& self, pv::StreamView::KindCase kind, Fn&& fn);
-  // Adds a view's entries to (or removes them from) the indexes; most kinds have none.
+  // Adds a view's entries and facts to (or removes them from) the indexes and the daily
+  // sums; most kinds have none.
   void Index(const std::string& id, const pv::ActivityView& activity, bool add);
   void Index(const std::string& id, const pv::LeadView& lead, bool add);
   void Index(const std::string& id, const pv::TaskView& task, bool add);
@@ -105,6 +110,7 @@ class Projection {
   // The stored form of a stream's view (StreamView bytes).
   std::string StoredView(const std::string& stream) const;
   void MarkActive(const std::string& actor, absl::Time recorded_at);
+  void Roll(const KpiFacts& facts, bool add);
 
   absl::flat_hash_map<std::string, int64_t> versions_;
   absl::flat_hash_map<std::string, pv::ContactView> contacts_;
@@ -121,6 +127,7 @@ class Projection {
   absl::flat_hash_map<std::string, Times> lead_activity_times_;
   absl::flat_hash_map<std::string, Times> opportunity_activity_times_;
   absl::btree_map<std::pair<int, int64_t>, absl::btree_set<std::string>> active_;
+  absl::flat_hash_map<std::string, Rollup> daily_sums_;  // by KPI
   int64_t applied_through_us_ = 0;
   // The day (since the epoch) MarkActive() saw last, and its week and month starts.
   int64_t active_day_ = INT64_MIN;

@@ -28,19 +28,25 @@ double Sketch::ValueOf(int32_t bucket) const {
   return 2 * std::pow(gamma_, bucket) / (gamma_ + 1);
 }
 
-void Sketch::Add(double value) {
-  ++count_;
+void Sketch::Add(double value, int64_t times) {
+  count_ += times;
   if (!(value >= (relative_error_ == 0 ? 1.0 : kMinPositive))) {
-    ++zeros_;
+    zeros_ += times;
     return;
   }
-  ++buckets_[BucketOf(value)];
+  AddToBucket(BucketOf(value), times);
 }
 
-void Sketch::Merge(const Sketch& other) {
-  count_ += other.count_;
-  zeros_ += other.zeros_;
-  for (const auto& [bucket, n] : other.buckets_) buckets_[bucket] += n;
+void Sketch::Merge(const Sketch& other, int sign) {
+  count_ += sign * other.count_;
+  zeros_ += sign * other.zeros_;
+  for (const auto& [bucket, n] : other.buckets_) AddToBucket(bucket, sign * n);
+}
+
+void Sketch::AddToBucket(int32_t bucket, int64_t n) {
+  auto it = buckets_.try_emplace(bucket, 0).first;
+  it->second += n;
+  if (it->second == 0) buckets_.erase(it);  // an empty bucket is no bucket
 }
 
 std::optional<double> Sketch::Quantile(int percent) const {

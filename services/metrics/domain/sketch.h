@@ -19,9 +19,10 @@ class Sketch {
   static Sketch Logarithmic(double relative_error) { return Sketch(relative_error); }
   static Sketch Exact() { return Sketch(0); }
 
-  // Negative samples count as 0.
-  void Add(double value);
-  void Merge(const Sketch& other);
+  // Negative samples count as 0. A negative `times` takes samples added before away again.
+  void Add(double value, int64_t times = 1);
+  // Adds (sign 1) or takes away (sign -1) the samples of `other`.
+  void Merge(const Sketch& other, int sign = 1);
 
   int64_t count() const { return count_; }
   double relative_error() const { return relative_error_; }
@@ -32,6 +33,7 @@ class Sketch {
   explicit Sketch(double relative_error);
   int32_t BucketOf(double value) const;
   double ValueOf(int32_t bucket) const;
+  void AddToBucket(int32_t bucket, int64_t n);
 
   double relative_error_;
   double gamma_ = 0;

@@ -53,5 +53,25 @@ TEST(SketchTest, ExactSketchCountsWholeNumbersAndZeros) {
   EXPECT_FALSE(Sketch::Exact().Quantile(50).has_value());
 }
 
+TEST(SketchTest, SamplesTakenAwayAreAsIfNeverAdded) {
+  Sketch kept = Sketch::Logarithmic(0.01);
+  Sketch changed = Sketch::Logarithmic(0.01);
+  for (double v : {0.0, 3.0, 40.0, 500.0}) {
+    kept.Add(v);
+    changed.Add(v);
+  }
+  changed.Add(7000.0);
+  changed.Add(0.0);
+  Sketch gone = Sketch::Logarithmic(0.01);
+  gone.Add(7000.0);
+  gone.Add(0.0);
+  changed.Merge(gone, -1);
+  EXPECT_EQ(changed.count(), 4);
+  // [0, 3, 40, 500]: rank 4 is 500 again, not 7000.
+  for (int percent : {25, 50, 75, 100}) EXPECT_EQ(changed.Quantile(percent), kept.Quantile(percent));
+  changed.Add(3.0, -1);
+  EXPECT_NEAR(*changed.Quantile(50), 40, 0.4);  // [0, 40, 500], rank 2
+}
+
 }  // namespace
 }  // namespace crm::metrics

@@ -59,6 +59,8 @@ std::vector<prometheus::MetricFamily> KpiGauges::Collect() const {
       Gauge("crm_metrics_projection_generation", "Live projection generation");
   prometheus::MetricFamily applied =
       Gauge("crm_metrics_applied_events", "Events applied by the live generation");
+  prometheus::MetricFamily waits = Gauge("crm_metrics_consistency_waits",
+                                         "Read-your-writes queries waiting for their streams");
 
   projector_.Read([&](const Projection& projection, const ProjectorStats& stats) {
     const absl::Time now = absl::Now();
@@ -68,6 +70,7 @@ std::vector<prometheus::MetricFamily> KpiGauges::Collect() const {
               static_cast<double>(receipt.lag().seconds()) + receipt.lag().nanos() / 1e9);
     AddSample(generation, {}, static_cast<double>(stats.generation));
     AddSample(applied, {}, static_cast<double>(stats.applied_events));
+    AddSample(waits, {}, static_cast<double>(stats.consistency_waits));
     for (const auto& [kind, label] :
          {std::pair{v1::PERIOD_KIND_ISO_WEEK, "week"}, std::pair{v1::PERIOD_KIND_MONTH, "month"}}) {
       const Period period = PeriodOf(kind, now);
@@ -109,8 +112,8 @@ std::vector<prometheus::MetricFamily> KpiGauges::Collect() const {
     }
     return 0;
   });
-  std::vector<prometheus::MetricFamily> families = {kpis, lag_events, lag_seconds, generation,
-                                                    applied};
+  std::vector<prometheus::MetricFamily> families = {kpis,       lag_events, lag_seconds,
+                                                    generation, applied,    waits};
   if (per_rep_) families.push_back(per_rep);
   return families;
 }

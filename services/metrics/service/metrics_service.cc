@@ -153,16 +153,13 @@ void MetricsService::AfterWait(grpc::CallbackServerContext* context,
   // Answer before the caller gives up, so it learns which stream was behind.
   const absl::Time call_deadline = absl::FromChrono(context->deadline()) - absl::Milliseconds(50);
   const absl::Time deadline = std::min(absl::Now() + wait, call_deadline);
-  absl::Status queued = executor_.Submit(
-      [this, versions = *std::move(versions), deadline, finish, work = std::move(work)] {
-        if (!versions.empty()) {
-          if (absl::Status reached = projector_.WaitFor(versions, deadline); !reached.ok()) {
-            return finish(reached);
-          }
-        }
-        finish(work());
+  projector_.WhenReached(
+      *std::move(versions), deadline,
+      [this, finish = std::move(finish), work = std::move(work)](absl::Status reached) {
+        if (!reached.ok()) return finish(reached);
+        absl::Status queued = executor_.Submit([finish, work] { finish(work()); });
+        if (!queued.ok()) finish(queued);
       });
-  if (!queued.ok()) finish(queued);
 }
 
 grpc::ServerUnaryReactor* MetricsService::ListKpiDefinitions(

@@ -2,7 +2,8 @@
 
 // crm.metrics.v1.MetricsService: KPI definitions, queries, the adoption scorecard, the
 // business dashboard, rebuilds and the projection's status. Every answer carries a receipt.
-// Handlers run on a small executor: read-your-writes waits must not hold gRPC's threads.
+// Handlers run on a small executor once their read-your-writes wait is over; a wait holds no
+// thread (Projector::WhenReached), so queries never queue behind it.
 
 #include <memory>
 
@@ -38,7 +39,7 @@ class MetricsService final : public v1::MetricsService::CallbackService {
                                                 v1::GetProjectionStatusResponse* response) override;
 
  private:
-  // Runs `work` on the executor after the request's consistency wait.
+  // Runs `work` on the executor once the request's consistency wait is over.
   void AfterWait(grpc::CallbackServerContext* context, const v1::Consistency& consistency,
                  runtime::Finish finish, std::function<absl::Status()> work);
 

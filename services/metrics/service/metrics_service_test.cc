@@ -9,6 +9,7 @@
 #include <csignal>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crm/activity/v1/events.pb.h"
 #include "crm/common/time.h"
@@ -236,6 +237,56 @@ TEST_F(MetricsServiceTest, AnswersAreReceiptsAndCanWaitForAWrite) {
   ASSERT_THAT(Call(&Stub::QueryKpi, request, &response, reader_), IsOk());
   later.join();
   EXPECT_EQ(response.result().rows(0).measures(2).ratio().numerator(), 1);
+}
+
+TEST_F(MetricsServiceTest, ReadersWaitingForAWriteDoNotHoldUpOtherQueries) {
+  // More waiting readers than the service has threads for queries, on a stream not yet
+  // written. A wait that held a thread would leave the plain query below queued until its
+  // deadline.
+  constexpr int kWaiting = 12;
+  testing::EventLog log;
+  v1::QueryKpiRequest waiting;
+  waiting.set_kpi("tasks_on_time_ratio");
+  waiting.set_period_kind(v1::PERIOD_KIND_ISO_WEEK);
+  *waiting.mutable_start_time() = ToProto(kDue);
+  *waiting.mutable_end_time() = ToProto(kDue + absl::Seconds(1));
+  v1::StreamVersion& wanted = *waiting.mutable_consistency()->add_min_versions();
+  wanted.set_stream("task/later");
+  wanted.set_version(1);
+  waiting.mutable_consistency()->mutable_max_wait()->set_seconds(60);
+  std::vector<absl::Status> answers(kWaiting);
+  std::vector<int64_t> numerators(kWaiting, -1);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < kWaiting; ++i) {
+    readers.emplace_back([&, i] {
+      v1::QueryKpiResponse response;
+      answers[i] = crm::testing::CallWithToken(*stub_, &Stub::QueryKpi, waiting, &response,
+                                               reader_, std::chrono::seconds(90));
+      if (answers[i].ok()) numerators[i] = response.result().rows(0).measures(1).count();
+    });
+  }
+  const std::string all_waiting = absl::StrCat("crm_metrics_consistency_waits ", kWaiting);
+  EXPECT_TRUE(crm::testing::WaitFor(
+      [&] {
+        auto metrics = crm::testing::HttpGet(service_->metrics_port(), "/metrics");
+        return metrics.has_value() && absl::StrContains(*metrics, all_waiting);
+      },
+      std::chrono::seconds(30)));
+
+  v1::QueryKpiRequest plain = waiting;
+  plain.clear_consistency();
+  v1::QueryKpiResponse response;
+  EXPECT_THAT(crm::testing::CallWithToken(*stub_, &Stub::QueryKpi, plain, &response, reader_,
+                                          std::chrono::seconds(10)),
+              IsOk());
+
+  // The write arrives: every waiting reader answers, and its answer includes it.
+  Publish({TaskEvent(log, "later", false)});
+  for (std::thread& reader : readers) reader.join();
+  for (int i = 0; i < kWaiting; ++i) {
+    EXPECT_THAT(answers[i], IsOk()) << i;
+    EXPECT_EQ(numerators[i], 1) << i;  // one task due
+  }
 }
 
 TEST_F(MetricsServiceTest, RestartMidStreamDuplicatesAndRebuildGiveTheSameFigures) {

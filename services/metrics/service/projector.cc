@@ -220,6 +220,11 @@ Projector::~Projector() { Stop(); }
 void Projector::Stop() {
   if (stop_.exchange(true)) return;
   if (thread_.joinable()) thread_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+  }
+  SettleWaits();
   writer_.reset();  // writes what was applied
   rebuild_.reset();
   {
@@ -258,10 +263,14 @@ void Projector::Run() {
       }
       status = PollInto(*live, /*live=*/true);
     }
+    SettleWaits();
     if (!status.ok()) {
       runtime::LogError("projection stopped", {{"error", status.ToString()}});
-      absl::MutexLock lock(&mu_);
-      error_ = status;
+      {
+        absl::MutexLock lock(&mu_);
+        error_ = status;
+      }
+      SettleWaits();
       return;
     }
   }
@@ -271,7 +280,7 @@ absl::Status Projector::PollInto(Generation& generation, bool live) {
   CRM_ASSIGN_OR_RETURN(
       std::vector<kafka::Message> batch,
       generation.consumer->Poll(live ? options_.max_batch : options_.max_rebuild_batch,
-                                absl::Milliseconds(100)));
+                                PollTimeout()));
   generation.idle = batch.empty();
   if (batch.empty()) return absl::OkStatus();
   // The batch's envelopes live on one arena: parsing allocates by bumping a pointer and the
@@ -379,6 +388,7 @@ ProjectorStats Projector::StatsLocked() const {
   stats.skipped_duplicates = live_->duplicates;
   stats.rebuilding_generation = rebuilding_.load();
   stats.rebuild_applied_events = rebuild_applied_.load();
+  stats.consistency_waits = static_cast<int64_t>(waits_.size());
   return stats;
 }
 
@@ -389,28 +399,66 @@ ProjectorStats Projector::Stats() const {
   return StatsLocked();
 }
 
-absl::Status Projector::WaitFor(const std::vector<std::pair<std::string, int64_t>>& min_versions,
-                                absl::Time deadline) const {
-  auto reached = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    for (const auto& [stream, version] : min_versions) {
-      if (live_->projection->Version(stream) < version) return false;
-    }
-    return true;
-  };
-  if (mu_.ReaderLockWhenWithDeadline(absl::Condition(&reached), deadline)) {
-    mu_.ReaderUnlock();
-    return absl::OkStatus();
+const std::pair<std::string, int64_t>* Projector::Behind(
+    const std::vector<std::pair<std::string, int64_t>>& min_versions) const {
+  for (const auto& wanted : min_versions) {
+    if (live_->projection->Version(wanted.first) < wanted.second) return &wanted;
   }
-  for (const auto& [stream, version] : min_versions) {
-    if (live_->projection->Version(stream) < version) {
-      const int64_t seen = live_->projection->Version(stream);
-      mu_.ReaderUnlock();
-      return absl::DeadlineExceededError(
-          absl::StrCat("stream ", stream, " is at version ", seen, ", not yet ", version));
-    }
+  return nullptr;
+}
+
+absl::Status Projector::NoMoreWaits() const {
+  if (stopped_) return absl::UnavailableError("metrics-service is stopping");
+  if (!error_.ok()) {
+    return absl::UnavailableError(absl::StrCat("the projection stopped: ", error_.message()));
   }
-  mu_.ReaderUnlock();
   return absl::OkStatus();
+}
+
+void Projector::WhenReached(std::vector<std::pair<std::string, int64_t>> min_versions,
+                            absl::Time deadline, std::function<void(absl::Status)> done) {
+  absl::Status closed;
+  {
+    absl::MutexLock lock(&mu_);
+    closed = NoMoreWaits();
+    if (closed.ok() && Behind(min_versions) != nullptr) {
+      waits_.push_back({std::move(min_versions), deadline, std::move(done)});
+      return;
+    }
+  }
+  done(closed);
+}
+
+void Projector::SettleWaits() {
+  std::vector<std::pair<std::function<void(absl::Status)>, absl::Status>> settled;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    const absl::Status closed = NoMoreWaits();
+    std::erase_if(waits_, [&](Wait& wait) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      absl::Status status;
+      if (!closed.ok()) {
+        status = closed;
+      } else if (const auto* behind = Behind(wait.min_versions); behind != nullptr) {
+        if (now < wait.deadline) return false;
+        status = absl::DeadlineExceededError(
+            absl::StrCat("stream ", behind->first, " is at version ",
+                         live_->projection->Version(behind->first), ", not yet ", behind->second));
+      }
+      settled.emplace_back(std::move(wait.done), std::move(status));
+      return true;
+    });
+  }
+  for (auto& [done, status] : settled) done(std::move(status));
+}
+
+absl::Duration Projector::PollTimeout() const {
+  absl::Duration timeout = absl::Milliseconds(100);
+  absl::ReaderMutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  for (const Wait& wait : waits_) timeout = std::min(timeout, wait.deadline - now);
+  // librdkafka waits in whole milliseconds; a deadline already passed is settled next round.
+  return std::max(timeout, absl::Milliseconds(1));
 }
 
 absl::Status Projector::health() const {

@@ -6,6 +6,7 @@
 // column family that replace the live one once they have caught up.
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,7 @@ struct ProjectorStats {
   int64_t skipped_duplicates = 0;
   int64_t rebuilding_generation = 0;
   int64_t rebuild_applied_events = 0;
+  int64_t consistency_waits = 0;  // read-your-writes queries waiting for their streams
 };
 
 class Projector {
@@ -72,10 +74,13 @@ class Projector {
 
   ProjectorStats Stats() const;
 
-  // Waits until every stream has reached its version; DEADLINE_EXCEEDED naming the first
-  // stream still behind when `deadline` passes.
-  absl::Status WaitFor(const std::vector<std::pair<std::string, int64_t>>& min_versions,
-                       absl::Time deadline) const;
+  // Calls done(OK) once every stream has reached its version (at once when they already
+  // have), done(DEADLINE_EXCEEDED naming the first stream still behind) when `deadline`
+  // passes, or done(UNAVAILABLE) when the projector stops first. No thread waits: the
+  // consumer thread settles waits after each poll, so one slow stream cannot hold up the
+  // readers behind it. `done` never runs under the projector's lock.
+  void WhenReached(std::vector<std::pair<std::string, int64_t>> min_versions, absl::Time deadline,
+                   std::function<void(absl::Status)> done);
 
   // Starts a rebuild from offset 0 (or returns the one in progress): its generation.
   int64_t RequestRebuild();
@@ -88,6 +93,11 @@ class Projector {
  private:
   struct Generation;
   class Writer;
+  struct Wait {
+    std::vector<std::pair<std::string, int64_t>> min_versions;
+    absl::Time deadline;
+    std::function<void(absl::Status)> done;
+  };
 
   explicit Projector(ProjectorOptions options);
   absl::Status Open();
@@ -96,6 +106,17 @@ class Projector {
   void Run();
   // Polls one batch into `generation`; `live` generations are applied under the lock.
   absl::Status PollInto(Generation& generation, bool live);
+  // How long a poll may block: until the earliest wait's deadline, at most 100 ms.
+  absl::Duration PollTimeout() const;
+  // Calls done() of every wait reached or past its deadline (all of them, UNAVAILABLE, once
+  // stopping).
+  void SettleWaits();
+  // UNAVAILABLE once stopping or stopped by an error.
+  absl::Status NoMoreWaits() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The first of `min_versions` the live projection has not reached; nullptr when none.
+  const std::pair<std::string, int64_t>* Behind(
+      const std::vector<std::pair<std::string, int64_t>>& min_versions) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool CaughtUp(const Generation& rebuild) const;
   absl::Status Swap();
   ProjectorStats StatsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -113,6 +134,8 @@ class Projector {
   std::atomic<int64_t> rebuild_applied_{0};
   std::atomic<bool> rebuild_requested_{false};
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::vector<Wait> waits_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // no more waits are taken
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
