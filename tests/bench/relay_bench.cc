@@ -6,6 +6,8 @@
 //   Kafka). items_per_second is the relay's catch-up rate.
 // BM_RelayPublishLatency: the relay idles on an up-to-date log; each iteration appends one
 //   event and waits until its delivery is confirmed and checkpointed (append -> checkpoint).
+// BM_BrokerRoundTrip: the raw limit under both: one 1 KiB record produced (acks=all,
+//   idempotent, as the relay produces) until a consumer (as metrics-service consumes) has it.
 
 #include <algorithm>
 #include <chrono>
@@ -19,7 +21,9 @@
 #include "benchmark/benchmark.h"
 #include "crm/common/time.h"
 #include "crm/eventstore/event_store.h"
+#include "crm/kafka/consumer.h"
 #include "crm/kafka/mock_cluster.h"
+#include "crm/kafka/producer.h"
 #include "crm/kafka/relay.h"
 #include "crm/testing/testing.h"
 #include "spdlog/spdlog.h"
@@ -163,6 +167,56 @@ void BM_RelayPublishLatency(benchmark::State& state) {
   (void)(*relay)->Stop();
 }
 BENCHMARK(BM_RelayPublishLatency)->Iterations(300)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+void BM_BrokerRoundTrip(benchmark::State& state) {
+  Setup setup;
+  if (!setup.Open(state)) return;
+  absl::StatusOr<std::unique_ptr<Producer>> producer = Producer::Create(
+      {.bootstrap_servers = setup.cluster->bootstrap_servers(), .settings = {{"linger.ms", "0"}}},
+      [](const DeliveryReport&) {});
+  absl::StatusOr<std::unique_ptr<Consumer>> consumer =
+      Consumer::Create({.bootstrap_servers = setup.cluster->bootstrap_servers(),
+                        .group_id = "bench-round-trip",
+                        .topics = {kTopic},
+                        .offset_loader = [](std::string_view, int32_t) {
+                          return absl::StatusOr<std::optional<int64_t>>(std::nullopt);
+                        }});
+  if (!producer.ok() || !consumer.ok()) {
+    state.SkipWithError("cannot create producer or consumer");
+    return;
+  }
+  // Until the group has joined and the first record comes through.
+  auto round_trip = [&](uint64_t seed, absl::Duration timeout) {
+    if (!(*producer)->Produce(kTopic, "k", Payload(seed), {}, seed).ok()) return false;
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      (*producer)->Poll(absl::ZeroDuration());
+      absl::StatusOr<std::vector<Message>> got = (*consumer)->Poll(1, absl::Milliseconds(100));
+      if (got.ok() && !got->empty()) return true;
+    }
+    return false;
+  };
+  if (!round_trip(0, absl::Seconds(30))) {
+    state.SkipWithError("the first record did not come through");
+    return;
+  }
+  std::vector<double> micros;
+  uint64_t seed = 1;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    if (!round_trip(seed++, absl::Seconds(10))) {
+      state.SkipWithError("record not consumed");
+      return;
+    }
+    const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
+    micros.push_back(took.count());
+    state.SetIterationTime(took.count() / 1e6);
+  }
+  std::sort(micros.begin(), micros.end());
+  state.counters["p50_us"] = NearestRank(micros, 0.50);
+  state.counters["p99_us"] = NearestRank(micros, 0.99);
+}
+BENCHMARK(BM_BrokerRoundTrip)->Iterations(300)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace crm::kafka

@@ -104,7 +104,8 @@ def main():
 
     throughput = next((b for key, b in rows.items() if key[0] == "BM_RelayThroughput"), None)
     latency = next((b for key, b in rows.items() if key[0] == "BM_RelayPublishLatency"), None)
-    if throughput or latency:
+    round_trip = next((b for key, b in rows.items() if key[0] == "BM_BrokerRoundTrip"), None)
+    if throughput or latency or round_trip:
         lines += ["", "## Outbox relay to the dev broker (librdkafka mock cluster, loopback)", "",
                   "| what | value |", "|---|---:|"]
         if throughput:
@@ -112,6 +113,10 @@ def main():
         if latency:
             lines.append(f"| append to confirmed checkpoint, idle relay, p50 / p99 | "
                          f"{latency['p50_us'] / 1000:.2f} / {latency['p99_us'] / 1000:.2f} ms |")
+        if round_trip:
+            lines.append(f"| raw: one 1 KiB record produced (acks=all) until a consumer has it "
+                         f"(`fetch.wait.max.ms=5`, as metrics-service), p50 / p99 | "
+                         f"{round_trip['p50_us'] / 1000:.2f} / {round_trip['p99_us'] / 1000:.2f} ms |")
 
     def service_table(title, calls):
         """A table of calls (label, benchmark name) at 1, 16 and 64 callers; the rows found."""

@@ -15,5 +15,6 @@ done
 echo "== metrics_bench"
 "$BUILD_DIR/tests/bench/metrics_bench" 2>/dev/null | sed -n '/^### metrics-service/,$p' >> docs/benchmarks.md
 echo "== system_bench (crm-loadgen against the whole system, about 10 minutes)"
-PYTHONPATH=$BUILD_DIR/python:tests/system CRM_BUILD_DIR=$BUILD_DIR /usr/bin/python3 tests/bench/system_bench.py --out docs/benchmarks.md
+PYTHONPATH=$BUILD_DIR/python:tests/system CRM_BUILD_DIR=$BUILD_DIR /usr/bin/python3 tests/bench/system_bench.py --out docs/benchmarks.md \
+  --raw-json "$out/eventstore_bench.json" "$out/relay_bench.json"
 echo "wrote docs/benchmarks.md"

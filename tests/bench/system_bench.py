@@ -16,6 +16,7 @@ of the services after (d) against the events they stored.
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -74,12 +75,18 @@ class Bench:
         for service in harness.System.SERVICES:
             command += [f"--{service}", system.address(service)]
         command += flags
+        cpu_before, children_before, wall_before = cpu_seconds(system), children_cpu(), time.monotonic()
         result = subprocess.run(command, capture_output=True, text=True)
+        wall = time.monotonic() - wall_before
+        cpu = {name: (after - cpu_before.get(name, 0.0)) / wall
+               for name, after in cpu_seconds(system).items()}
+        cpu["crm-loadgen"] = (children_cpu() - children_before) / wall
         if result.returncode != 0:
             raise SystemExit(f"system_bench: crm-loadgen failed (exit {result.returncode}) in "
                              f"{name}:\n  {shlex.join(command)}\n{result.stderr}")
         with open(json_path) as f:
             results = json.load(f)
+        results["cpu_cores"] = cpu  # warm-up included: the whole run's average
         total = results["total"]
         log(f"{name}: {total['ops_per_second']:.0f} ops/s, p50 {total['p50_ms']:.2f} ms, "
             f"p99 {total['p99_ms']:.2f} ms, {total['errors']} errors")
@@ -126,6 +133,42 @@ def settle(system):
 def sustained(results):
     total = results["total"]
     return total["errors"] == 0 and total["count"] > 0 and total["p99_ms"] < P99_LIMIT_MS
+
+
+def raw_limits(paths):
+    """The synced RocksDB batch rate and the broker round trip from Google Benchmark JSON."""
+    limits = {}
+    for path in paths:
+        with open(path) as f:
+            for b in json.load(f)["benchmarks"]:
+                if "error_occurred" in b:
+                    continue
+                if b["name"].startswith("BM_RawSyncedBatch/64/"):
+                    limits["synced_batch_64"] = b["items_per_second"]
+                elif b["name"].startswith("BM_BrokerRoundTrip/"):
+                    limits["round_trip_p50_ms"] = b["p50_us"] / 1000
+                    limits["round_trip_p99_ms"] = b["p99_us"] / 1000
+    return limits
+
+
+def cpu_seconds(system):
+    """User + system CPU seconds so far of the broker and each service."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    processes = dict(system.services, broker=system.broker)
+    result = {}
+    for name, process in processes.items():
+        try:
+            with open(f"/proc/{process.popen.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            result[name] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        except (OSError, AttributeError):
+            pass
+    return result
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_kib(pid):
@@ -211,6 +254,17 @@ def render(r):
     lines += ["", f"Target (issue 9): CreateContact at least {TARGET_SHARE_OF_RAW:.0%} of the "
               f"empty unary throughput at {CONCURRENCY} in flight: "
               f"{verdict(share >= TARGET_SHARE_OF_RAW)} ({share:.0%}).", ""]
+    runs = [("HealthCheck", r["raw"])] + [(m, r["closed"][m]) for m, _ in COMMANDS]
+    processes = ["crm-loadgen", "broker"] + list(harness.System.SERVICES)
+    lines += ["Where the machine's CPU went in these runs (cores busy on average over the run, "
+              "warm-up included; the machine has 2):", "",
+              "| run | " + " | ".join(processes) + " | all |",
+              "|---|" + "---:|" * (len(processes) + 1)]
+    for name, run in runs:
+        cores = run.get("cpu_cores", {})
+        lines.append(f"| {name} | " + " | ".join(f"{cores.get(p, 0):.2f}" for p in processes)
+                     + f" | {sum(cores.values()):.2f} |")
+    lines.append("")
 
     lines += [
         f"### Max sustainable commands/s with p99 under {P99_LIMIT_MS:.0f} ms, open model", "",
@@ -274,6 +328,31 @@ def render(r):
     lines += ["", f"Target (issue 9): event-to-KPI lag p99 under {TARGET_LAG_P99_MS:.0f} ms at "
               f"half the max sustainable rate: {verdict(d['rate'] is not None and lag_ok)}{why}.",
               ""]
+
+    limits = r.get("limits")
+    if limits:
+        create = r["closed"]["CreateContact"]["methods"]["CreateContact"]["ops_per_second"]
+        lines += ["### Ours against the raw limits (same `make bench` run)", "",
+                  "| raw limit, measured above | value | ours | value | ours / raw |",
+                  "|---|---:|---|---:|---:|",
+                  f"| empty gRPC unary, {CONCURRENCY} in flight | {per_s(raw['ops_per_second'])}/s "
+                  f"| CreateContact, {CONCURRENCY} in flight | {per_s(create)}/s | "
+                  f"{create / raw['ops_per_second']:.0%} |"]
+        if limits.get("synced_batch_64"):
+            lines.append(f"| synced RocksDB batch of 64 puts (1 KiB) | "
+                         f"{per_s(limits['synced_batch_64'])}/s | CreateContact, {CONCURRENCY} in "
+                         f"flight | {per_s(create)}/s | "
+                         f"{create / limits['synced_batch_64']:.0%} |")
+        if limits.get("round_trip_p50_ms") and lag["samples"]:
+            lines.append(f"| dev-broker produce/consume round trip, p50 / p99 | "
+                         f"{ms(limits['round_trip_p50_ms'])} / {ms(limits['round_trip_p99_ms'])} ms "
+                         f"| event-to-KPI lag, p50 / p99 | {ms(lag['p50_ms'])} / "
+                         f"{ms(lag['p99_ms'])} ms | "
+                         f"{lag['p50_ms'] / limits['round_trip_p50_ms']:.1f}x / "
+                         f"{lag['p99_ms'] / limits['round_trip_p99_ms']:.1f}x |")
+        lines += ["", "The lag is a command's acknowledgement to a KPI answer that includes it: "
+                  "the relay's publish, the round trip through the broker, the projection's "
+                  "apply, and one KPI evaluation.", ""]
 
     fresh, after, events = d["fresh"], d["after"], d["events"]
     lines += ["### Memory and disk after the demo's mix", "",
@@ -357,6 +436,9 @@ def main():
     parser.add_argument("--out", help="append the markdown section to this file")
     parser.add_argument("--json-dir", help="also keep crm-loadgen's JSON results here")
     parser.add_argument("--quick", action="store_true", help="tiny durations (a smoke run)")
+    parser.add_argument("--raw-json", nargs="*", default=[],
+                        help="Google Benchmark JSON of eventstore_bench and relay_bench from the "
+                        "same run: the raw limits to compare with")
     args = parser.parse_args()
     if not os.access(LOADGEN, os.X_OK):
         raise SystemExit(f"system_bench: no {LOADGEN} (build it, or set CRM_BUILD_DIR)")
@@ -367,6 +449,7 @@ def main():
         r = run(bench)
     finally:
         bench.close()
+    r["limits"] = raw_limits(args.raw_json)
     r["wall_s"] = time.monotonic() - start_wall
     r["bench_cpu"] = (time.process_time() - start_cpu) / r["wall_s"]
     r["command"] = " ".join(
