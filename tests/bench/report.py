@@ -92,7 +92,8 @@ def main():
         "# Benchmarks",
         "",
         "Produced by `make bench` (tests/bench/run.sh); numbers from one run on the machine below.",
-        "Compare ratios within one run: machines here are noisy.",
+        "Compare ratios within one run: machines here are noisy. What the profiles showed, what "
+        "was changed and the figures before and after: [performance.md](performance.md).",
         "",
         f"- Machine: {machine(args.tmpdir)}",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",

@@ -13,7 +13,8 @@ for bench in eventstore_bench relay_bench contact_bench pipeline_bench activity_
 done
 /usr/bin/python3 tests/bench/report.py --tmpdir "$TMPDIR" --out docs/benchmarks.md "$out"/*.json
 echo "== metrics_bench"
-"$BUILD_DIR/tests/bench/metrics_bench" 2>/dev/null | sed -n '/^### metrics-service/,$p' >> docs/benchmarks.md
+echo >> docs/benchmarks.md
+"$BUILD_DIR/tests/bench/metrics_bench" 2>/dev/null | sed -n '/^## metrics-service/,$p' >> docs/benchmarks.md
 echo "== system_bench (crm-loadgen against the whole system, about 10 minutes)"
 PYTHONPATH=$BUILD_DIR/python:tests/system CRM_BUILD_DIR=$BUILD_DIR /usr/bin/python3 tests/bench/system_bench.py --out docs/benchmarks.md \
   --raw-json "$out/eventstore_bench.json" "$out/relay_bench.json"

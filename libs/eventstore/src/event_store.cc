@@ -469,7 +469,9 @@ class EventStore::Impl {
       }
     }
 
-    CRM_ASSIGN_OR_RETURN(std::optional<StreamHead> found, FindHead(request.stream_id, view));
+    CRM_ASSIGN_OR_RETURN(std::optional<StreamHead> found,
+                         FindHead(request.stream_id, view,
+                                  /*expect_new=*/request.expected_version == kNoStream));
     StreamHead head = found.value_or(StreamHead());
     if (request.expected_version == kNoStream && head.version > 0) {
       return absl::AbortedError(absl::StrCat("stream ", request.stream_id,
@@ -545,11 +547,20 @@ class EventStore::Impl {
     return record;
   }
 
-  // Writer thread only: the group's staged heads, then the cache, then RocksDB.
+  // Writer thread only: the group's staged heads, then the cache, then RocksDB. When the
+  // caller expects a new stream, a point lookup of version 1 settles it first: versions start
+  // at 1 and are never deleted, and a miss is answered by the bloom filters, where finding the
+  // last version takes an iterator seek through every level.
   absl::StatusOr<std::optional<StreamHead>> FindHead(const std::string& stream_id,
-                                                     const GroupView& view) const {
+                                                     const GroupView& view,
+                                                     bool expect_new) const {
     if (auto it = view.heads.find(stream_id); it != view.heads.end()) return it->second;
     if (auto it = head_cache_.find(stream_id); it != head_cache_.end()) return it->second;
+    if (expect_new) {
+      CRM_ASSIGN_OR_RETURN(std::optional<std::string> first,
+                           GetRaw(streams_, StreamVersionKey(stream_id, 1)));
+      if (!first) return std::nullopt;
+    }
     return ReadHead(stream_id);
   }
 
