@@ -1,7 +1,10 @@
 #include "domain/facts.h"
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "crm/activity/v1/activity.pb.h"
 #include "crm/pipeline/v1/pipeline.pb.h"
@@ -12,13 +15,22 @@ namespace {
 constexpr int64_t kMicrosPerHour = int64_t{3'600'000'000};
 constexpr double kMicrosPerSecond = 1e6;
 
-std::string Label(const google::protobuf::EnumDescriptor* descriptor, int value,
-                  const std::string& prefix) {
-  const google::protobuf::EnumValueDescriptor* found = descriptor->FindValueByNumber(value);
-  if (found == nullptr) return absl::StrCat(value);
-  std::string name = found->name();
-  if (absl::StartsWith(name, prefix)) name = name.substr(prefix.size());
-  return absl::AsciiStrToLower(name);
+// Every value of the enum by number: "ACTIVITY_TYPE_VISIT" -> "visit". Built once, since
+// KPIs label a dimension for every record they visit.
+absl::flat_hash_map<int, std::string> Labels(const google::protobuf::EnumDescriptor* descriptor,
+                                             absl::string_view prefix) {
+  absl::flat_hash_map<int, std::string> labels;
+  for (int i = 0; i < descriptor->value_count(); ++i) {
+    absl::string_view name = descriptor->value(i)->name();
+    absl::ConsumePrefix(&name, prefix);
+    labels.emplace(descriptor->value(i)->number(), absl::AsciiStrToLower(name));
+  }
+  return labels;
+}
+
+std::string Label(const absl::flat_hash_map<int, std::string>& labels, int value) {
+  auto it = labels.find(value);
+  return it != labels.end() ? it->second : absl::StrCat(value);
 }
 
 // The task's assignee at `time_us`: the latest assignment at or before it, else the earliest
@@ -46,11 +58,15 @@ Fact& Add(KpiFacts& facts, const char* kpi, int64_t time_us, DimValues dims) {
 }  // namespace
 
 std::string TypeLabel(int type) {
-  return Label(activity::v1::ActivityType_descriptor(), type, "ACTIVITY_TYPE_");
+  static const auto* labels = new absl::flat_hash_map<int, std::string>(
+      Labels(activity::v1::ActivityType_descriptor(), "ACTIVITY_TYPE_"));
+  return Label(*labels, type);
 }
 
 std::string PriorityLabel(int priority) {
-  return Label(activity::v1::CasePriority_descriptor(), priority, "CASE_PRIORITY_");
+  static const auto* labels = new absl::flat_hash_map<int, std::string>(
+      Labels(activity::v1::CasePriority_descriptor(), "CASE_PRIORITY_"));
+  return Label(*labels, priority);
 }
 
 KpiFacts ActivityFacts(const pv::ActivityView& activity) {

@@ -100,10 +100,15 @@ class Tally {
     for (const auto& [index, allowed] : filters_) {
       if (!allowed.contains(dims[index])) return nullptr;
     }
-    std::vector<std::string> group;
-    group.reserve(group_by_.size());
-    for (size_t index : group_by_) group.emplace_back(dims[index]);
-    return &cells_[{period, std::move(group)}];
+    // The lookup key is reused: its strings keep their buffers, so a lookup allocates nothing.
+    key_.first = period;
+    key_.second.resize(group_by_.size());
+    for (size_t i = 0; i < group_by_.size(); ++i) {
+      key_.second[i].assign(dims[group_by_[i]].data(), dims[group_by_[i]].size());
+    }
+    auto it = cells_.find(key_);
+    if (it == cells_.end()) it = cells_.emplace(key_, Cell()).first;
+    return &it->second;
   }
 
   const std::vector<size_t>& group_by() const { return group_by_; }
@@ -117,6 +122,7 @@ class Tally {
   std::vector<std::pair<size_t, absl::flat_hash_set<std::string>>> filters_;
   std::vector<size_t> group_by_;
   std::map<std::pair<size_t, std::vector<std::string>>, Cell> cells_;
+  std::pair<size_t, std::vector<std::string>> key_;
 };
 
 // --- measures -----------------------------------------------------------------------------
