@@ -74,7 +74,9 @@ int main(int argc, char** argv) {
   (*host)->SetServing(true);
   crm::runtime::LogInfo("projection loaded", {{"generation", (*projector)->Stats().generation}});
 
-  (*host)->WaitForShutdownSignal();
+  // Waiting readers are answered at once rather than holding the shutdown until their waits
+  // run out.
+  (*host)->WaitForShutdownSignal([&projector] { (*projector)->EndWaits(); });
   (*projector)->Stop();
   host->reset();
   projector->reset();

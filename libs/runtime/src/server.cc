@@ -185,7 +185,7 @@ void ServiceHost::Shutdown() {
   });
 }
 
-void ServiceHost::WaitForShutdownSignal() {
+void ServiceHost::WaitForShutdownSignal(const std::function<void()>& before_shutdown) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -193,6 +193,7 @@ void ServiceHost::WaitForShutdownSignal() {
   int signal = 0;
   sigwait(&set, &signal);
   LogInfo("shutdown signal", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  if (before_shutdown) before_shutdown();
   Shutdown();
 }
 

@@ -198,19 +198,26 @@ EventEnvelope TaskEvent(testing::EventLog& log, const std::string& id, bool comp
   return log.Add("task/" + id, completed, kDue - absl::Hours(1));
 }
 
-TEST_F(MetricsServiceTest, AnswersAreReceiptsAndCanWaitForAWrite) {
-  testing::EventLog log;
-  const EventEnvelope scheduled = TaskEvent(log, "t1", false);
-  Publish({scheduled});
-
+// tasks_on_time_ratio for the week of kDue, once `stream` has reached version 1.
+v1::QueryKpiRequest TasksDueWaitingFor(const std::string& stream) {
   v1::QueryKpiRequest request;
   request.set_kpi("tasks_on_time_ratio");
   request.set_period_kind(v1::PERIOD_KIND_ISO_WEEK);
   *request.mutable_start_time() = ToProto(kDue);
   *request.mutable_end_time() = ToProto(kDue + absl::Seconds(1));
   v1::StreamVersion& wanted = *request.mutable_consistency()->add_min_versions();
-  wanted.set_stream("task/t1");
+  wanted.set_stream(stream);
   wanted.set_version(1);
+  return request;
+}
+
+TEST_F(MetricsServiceTest, AnswersAreReceiptsAndCanWaitForAWrite) {
+  testing::EventLog log;
+  const EventEnvelope scheduled = TaskEvent(log, "t1", false);
+  Publish({scheduled});
+
+  v1::QueryKpiRequest request = TasksDueWaitingFor("task/t1");
+  v1::StreamVersion& wanted = *request.mutable_consistency()->mutable_min_versions(0);
   v1::QueryKpiResponse response;
   ASSERT_THAT(Call(&Stub::QueryKpi, request, &response, reader_), IsOk());
   // One task due, not completed: 0 / 1.
@@ -245,14 +252,7 @@ TEST_F(MetricsServiceTest, ReadersWaitingForAWriteDoNotHoldUpOtherQueries) {
   // deadline.
   constexpr int kWaiting = 12;
   testing::EventLog log;
-  v1::QueryKpiRequest waiting;
-  waiting.set_kpi("tasks_on_time_ratio");
-  waiting.set_period_kind(v1::PERIOD_KIND_ISO_WEEK);
-  *waiting.mutable_start_time() = ToProto(kDue);
-  *waiting.mutable_end_time() = ToProto(kDue + absl::Seconds(1));
-  v1::StreamVersion& wanted = *waiting.mutable_consistency()->add_min_versions();
-  wanted.set_stream("task/later");
-  wanted.set_version(1);
+  v1::QueryKpiRequest waiting = TasksDueWaitingFor("task/later");
   waiting.mutable_consistency()->mutable_max_wait()->set_seconds(60);
   std::vector<absl::Status> answers(kWaiting);
   std::vector<int64_t> numerators(kWaiting, -1);
@@ -287,6 +287,30 @@ TEST_F(MetricsServiceTest, ReadersWaitingForAWriteDoNotHoldUpOtherQueries) {
     EXPECT_THAT(answers[i], IsOk()) << i;
     EXPECT_EQ(numerators[i], 1) << i;  // one task due
   }
+}
+
+TEST_F(MetricsServiceTest, AWaitingReaderIsAnsweredWhenTheServiceStops) {
+  v1::QueryKpiRequest waiting = TasksDueWaitingFor("task/never");
+  waiting.mutable_consistency()->mutable_max_wait()->set_seconds(60);
+  absl::Status answer;
+  std::thread reader([&] {
+    v1::QueryKpiResponse response;
+    answer = crm::testing::CallWithToken(*stub_, &Stub::QueryKpi, waiting, &response, reader_,
+                                         std::chrono::seconds(90));
+  });
+  EXPECT_TRUE(crm::testing::WaitFor(
+      [&] {
+        auto metrics = crm::testing::HttpGet(service_->metrics_port(), "/metrics");
+        return metrics.has_value() &&
+               absl::StrContains(*metrics, "crm_metrics_consistency_waits 1");
+      },
+      std::chrono::seconds(30)));
+  // Stopping answers the reader instead of holding the shutdown until its 60 s wait ends (gRPC
+  // would cancel the call after the shutdown grace, and the process would still wait for it).
+  const int exit = StopService(SIGTERM);
+  reader.join();
+  EXPECT_THAT(answer, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("stopping")));
+  EXPECT_TRUE(WIFEXITED(exit) && WEXITSTATUS(exit) == 0) << exit;
 }
 
 TEST_F(MetricsServiceTest, RestartMidStreamDuplicatesAndRebuildGiveTheSameFigures) {

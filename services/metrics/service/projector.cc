@@ -220,11 +220,7 @@ Projector::~Projector() { Stop(); }
 void Projector::Stop() {
   if (stop_.exchange(true)) return;
   if (thread_.joinable()) thread_.join();
-  {
-    absl::MutexLock lock(&mu_);
-    stopped_ = true;
-  }
-  SettleWaits();
+  EndWaits();
   writer_.reset();  // writes what was applied
   rebuild_.reset();
   {
@@ -408,7 +404,7 @@ const std::pair<std::string, int64_t>* Projector::Behind(
 }
 
 absl::Status Projector::NoMoreWaits() const {
-  if (stopped_) return absl::UnavailableError("metrics-service is stopping");
+  if (waits_ended_) return absl::UnavailableError("metrics-service is stopping");
   if (!error_.ok()) {
     return absl::UnavailableError(absl::StrCat("the projection stopped: ", error_.message()));
   }
@@ -450,6 +446,14 @@ void Projector::SettleWaits() {
     });
   }
   for (auto& [done, status] : settled) done(std::move(status));
+}
+
+void Projector::EndWaits() {
+  {
+    absl::MutexLock lock(&mu_);
+    waits_ended_ = true;
+  }
+  SettleWaits();
 }
 
 absl::Duration Projector::PollTimeout() const {

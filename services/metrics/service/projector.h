@@ -82,6 +82,10 @@ class Projector {
   void WhenReached(std::vector<std::pair<std::string, int64_t>> min_versions, absl::Time deadline,
                    std::function<void(absl::Status)> done);
 
+  // Answers every wait UNAVAILABLE now, and every later one at once: a stopping service must
+  // not hold calls open until their waits run out.
+  void EndWaits();
+
   // Starts a rebuild from offset 0 (or returns the one in progress): its generation.
   int64_t RequestRebuild();
 
@@ -135,7 +139,7 @@ class Projector {
   std::atomic<bool> rebuild_requested_{false};
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::vector<Wait> waits_ ABSL_GUARDED_BY(mu_);
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // no more waits are taken
+  bool waits_ended_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

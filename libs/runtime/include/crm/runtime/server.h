@@ -4,6 +4,7 @@
 // grpc.health.v1 health and server reflection, TLS or explicit plaintext, message size limits,
 // keepalive, per-method RED metrics, Prometheus /metrics on its own port, graceful shutdown.
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -45,8 +46,10 @@ class ServiceHost {
   // NOT_SERVING, wait drain_delay, stop accepting, let in-flight calls finish within
   // shutdown_grace (then cancel them). Idempotent.
   void Shutdown();
-  // Blocks until SIGTERM or SIGINT, then Shutdown(). Needs BlockShutdownSignals().
-  void WaitForShutdownSignal();
+  // Blocks until SIGTERM or SIGINT, runs `before_shutdown` (if any: e.g. to answer calls that
+  // would otherwise wait out their own deadlines), then Shutdown(). Needs
+  // BlockShutdownSignals().
+  void WaitForShutdownSignal(const std::function<void()>& before_shutdown = nullptr);
 
  private:
   explicit ServiceHost(ServerOptions options);
