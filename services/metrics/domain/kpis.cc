@@ -8,10 +8,7 @@
 #include <string>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crm/activity/v1/activity.pb.h"
 #include "crm/common/field_violations.h"
@@ -19,7 +16,7 @@
 #include "crm/common/time.h"
 #include "crm/pipeline/v1/pipeline.pb.h"
 #include "domain/facts.h"
-#include "domain/sketch.h"
+#include "domain/rollup.h"
 
 namespace crm::metrics {
 namespace {

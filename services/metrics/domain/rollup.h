@@ -62,8 +62,6 @@ class Rollup {
     }
   }
 
-  size_t size() const { return days_.size(); }
-
  private:
   absl::btree_map<std::pair<int64_t, DimValues>, Cell> days_;
 };
