@@ -142,6 +142,13 @@ TEST_F(EventStoreTest, ExpectedVersionIsEnforced) {
   EXPECT_THAT(store_->Append(Request("c-1", kAnyVersion, {Event("Renamed", kMonday)})), IsOk());
   EXPECT_THAT(Versions("c-1"), ElementsAre(1, 2, 3));
   EXPECT_EQ(store_->LastPosition(), 3) << "refused appends must not consume positions";
+
+  // After a reopen the head is not cached: a command expecting a new stream finds the stream
+  // by its first version and still reports the last one.
+  Reopen();
+  EXPECT_THAT(store_->Append(Request("c-1", kNoStream, {Event("Created", kMonday)})),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("already exists (version 3)")));
+  EXPECT_THAT(store_->Append(Request("c-3", kNoStream, {Event("Created", kMonday)})), IsOk());
 }
 
 TEST_F(EventStoreTest, ConcurrentWritersWithSameExpectedVersionExactlyOneWinsEachRound) {

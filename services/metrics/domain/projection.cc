@@ -396,9 +396,8 @@ const Rollup* Projection::DailySums(const std::string& kpi) const {
   return it == daily_sums_.end() ? nullptr : &it->second;
 }
 
-void Projection::Index(const std::string& id, const pv::ActivityView& activity, bool add) {
+void Projection::Index(const std::string& /*id*/, const pv::ActivityView& activity, bool add) {
   Roll(ActivityFacts(activity), add);
-  Toggle(activities_by_time_, activity.time_us(), id, add);
   if (!IsDone(activity)) return;
   if (!activity.lead_id().empty()) {
     Toggle(lead_activity_times_[activity.lead_id()], activity.time_us(), add);
@@ -413,9 +412,8 @@ void Projection::Index(const std::string& id, const pv::LeadView& lead, bool add
   if (lead.captured()) Toggle(leads_by_capture_, lead.captured_us(), id, add);
 }
 
-void Projection::Index(const std::string& id, const pv::TaskView& task, bool add) {
+void Projection::Index(const std::string& /*id*/, const pv::TaskView& task, bool add) {
   Roll(TaskFacts(task), add);
-  Toggle(tasks_by_due_, task.due_us(), id, add);
 }
 
 void Projection::MarkActive(const std::string& actor, absl::Time recorded_at) {

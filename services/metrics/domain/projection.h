@@ -84,9 +84,7 @@ class Projection {
   const absl::flat_hash_map<std::string, pv::CaseView>& cases() const { return cases_; }
 
   // Indexes.
-  const TimeIndex& activities_by_time() const { return activities_by_time_; }
   const TimeIndex& leads_by_capture() const { return leads_by_capture_; }
-  const TimeIndex& tasks_by_due() const { return tasks_by_due_; }
   // occurred_at of the DONE activities linked to a lead / an opportunity; nullptr when none.
   const Times* LeadActivityTimes(const std::string& lead_id) const;
   const Times* OpportunityActivityTimes(const std::string& opportunity_id) const;
@@ -121,9 +119,7 @@ class Projection {
   absl::flat_hash_map<std::string, pv::TaskView> tasks_;
   absl::flat_hash_map<std::string, pv::CaseView> cases_;
 
-  TimeIndex activities_by_time_;
   TimeIndex leads_by_capture_;
-  TimeIndex tasks_by_due_;
   absl::flat_hash_map<std::string, Times> lead_activity_times_;
   absl::flat_hash_map<std::string, Times> opportunity_activity_times_;
   absl::btree_map<std::pair<int, int64_t>, absl::btree_set<std::string>> active_;
