@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <map>
 #include <cstdio>
 #include <thread>
 
@@ -151,6 +152,8 @@ class System {
         "| QueryKpi (every KPI, one month, grouped by its first dimension), p50 / p99 | "
         "%.2f / %.2f ms |\n",
         query_p50, query_p99);
+    std::printf("| the three KPIs with the slowest median query, p50 / max | %s ms |\n",
+                SlowestKpis().c_str());
     service_->process().Signal(SIGTERM);
     service_->process().Wait();
     drain_.join();
@@ -244,13 +247,31 @@ class System {
         const absl::Time start = absl::Now();
         if (Call(&Stub::QueryKpi, request, &response).ok()) {
           latencies.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+          by_kpi_[definition.name()].push_back(latencies.back());
         }
       }
     }
     return {Percentile(latencies, 50), Percentile(latencies, 99)};
   }
 
+  // The three KPIs with the slowest median query, "name p50 / max ms".
+  std::string SlowestKpis() const {
+    std::vector<std::pair<double, std::string>> medians;
+    for (const auto& [name, latencies] : by_kpi_) {
+      medians.emplace_back(Percentile(latencies, 50),
+                           absl::StrFormat("%s %.2f / %.2f", name, Percentile(latencies, 50),
+                                           Percentile(latencies, 100)));
+    }
+    std::sort(medians.rbegin(), medians.rend());
+    std::string slowest;
+    for (size_t i = 0; i < std::min<size_t>(3, medians.size()); ++i) {
+      slowest += (i > 0 ? ", " : "") + medians[i].second;
+    }
+    return slowest;
+  }
+
   crm::testing::TempDir dir_;
+  std::map<std::string, std::vector<double>> by_kpi_;  // QueryKpi latencies, ms
   std::unique_ptr<kafka::MockCluster> cluster_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<crm::testing::ServiceProcess> service_;

@@ -108,6 +108,13 @@ class Tally {
     return &it->second;
   }
 
+  // Drops the groups no fact is left in (a state KPI's group whose records all moved away);
+  // an ungrouped query keeps its one row per period.
+  void DropEmptyGroups() {
+    if (group_by_.empty()) return;
+    std::erase_if(cells_, [](const auto& entry) { return entry.second.facts == 0; });
+  }
+
   const std::vector<size_t>& group_by() const { return group_by_; }
   const std::map<std::pair<size_t, std::vector<std::string>>, Cell>& cells() const {
     return cells_;
@@ -175,7 +182,7 @@ std::vector<std::string> CurrenciesOf(const Cell& cell, const std::string& name)
 
 __int128 MoneyOf(const Cell& cell, const std::string& name, const std::string& currency) {
   auto it = cell.money.find({name, currency});
-  return it == cell.money.end() ? 0 : it->second;
+  return it == cell.money.end() ? 0 : it->second.sum;
 }
 
 void AddMeasures(const std::vector<MeasureSpec>& specs, const Cell& cell,
@@ -258,15 +265,6 @@ bool IsOpen(const pv::OpportunityPoint& point) {
   return point.status() == pipeline::v1::OPPORTUNITY_STATUS_OPEN;
 }
 
-// Calls fn(index of the period, id) for every entry of `index` inside the requested range.
-template <typename Fn>
-void ForEachInRange(const TimeIndex& index, const Tally& tally, Fn fn) {
-  for (auto it = index.lower_bound({tally.range_start_us(), ""});
-       it != index.end() && it->first < tally.range_end_us(); ++it) {
-    if (std::optional<size_t> p = tally.PeriodIndex(it->first)) fn(*p, it->second);
-  }
-}
-
 // Calls fn(index of the period, instant) for every period evaluated at a point in time.
 template <typename Fn>
 void ForEachInstant(const Tally& tally, Fn fn) {
@@ -275,45 +273,80 @@ void ForEachInstant(const Tally& tally, Fn fn) {
   }
 }
 
-// Position of a stage in the pipeline revision an entry was made under (the latest revision
-// when that one is unknown); nullopt when the stage is not in it.
-std::optional<int> StageIndex(const Projection& projection, const pv::StageEntry& entry,
-                              const std::string& stage_id) {
-  auto pipeline = projection.pipelines().find(entry.pipeline_id());
-  if (pipeline == projection.pipelines().end() || pipeline->second.revisions().empty()) {
-    return std::nullopt;
-  }
-  const pv::PipelineRevision* revision = nullptr;
-  for (const pv::PipelineRevision& candidate : pipeline->second.revisions()) {
-    if (candidate.revision() == entry.pipeline_revision()) {
-      revision = &candidate;
-      break;
-    }
-    if (revision == nullptr || candidate.revision() > revision->revision()) revision = &candidate;
-  }
-  for (int i = 0; i < revision->stage_ids_size(); ++i) {
-    if (revision->stage_ids(i) == stage_id) return i;
-  }
-  return std::nullopt;
-}
-
 // --- the KPIs -----------------------------------------------------------------------------
 
 using Evaluate = std::function<void(const Projection&, Tally&)>;
 
-// Evaluates a KPI of domain/facts.h: adds up the daily sums of the requested range.
+// Evaluates an event KPI of domain/facts.h: adds up the sums of the requested range.
 Evaluate SumDays(const char* kpi) {
   return [name = std::string(kpi)](const Projection& projection, Tally& tally) {
     const Rollup* sums = projection.DailySums(name);
     if (sums == nullptr) return;
-    sums->ForEachDay(tally.range_start_us(), tally.range_end_us(),
-                     [&](int64_t day, const DimValues& values, const Cell& sum) {
-                       const std::optional<size_t> p = tally.PeriodIndex(day);
-                       if (!p) return;
-                       if (Cell* cell = tally.At(*p, Dims(values.begin(), values.end()))) {
-                         cell->Add(sum);
-                       }
-                     });
+    auto add = [&](int64_t start, const DimValues& values, const Cell& sum) {
+      const std::optional<size_t> p = tally.PeriodIndex(start);
+      if (!p) return;
+      if (Cell* cell = tally.At(*p, Dims(values.begin(), values.end()))) cell->Add(sum);
+    };
+    // A month is its monthly sums; an ISO week, which months do not divide, its days.
+    if (tally.periods().front().kind == v1::PERIOD_KIND_MONTH) {
+      sums->ForEachMonth(tally.range_start_us(), tally.range_end_us(), add);
+    } else {
+      sums->ForEachDay(tally.range_start_us(), tally.range_end_us(), add);
+    }
+  };
+}
+
+// Adds each record's state at `instant` (from its last point before it) to period p.
+template <typename Views, typename StateOf>
+void AddStatesAt(const Views& views, StateOf state_of, Tally& tally, size_t p, int64_t instant) {
+  for (const auto& [id, view] : views) {
+    const auto* point = PointAt(view.points(), instant);
+    if (point == nullptr) continue;
+    const std::optional<Fact> state = state_of(*point);
+    if (!state) continue;
+    if (Cell* cell = tally.At(p, Dims(state->dims.begin(), state->dims.end()))) {
+      cell->Add(state->cell);
+    }
+  }
+}
+
+using EvaluateAt = std::function<void(const Projection&, Tally&, size_t period, int64_t instant)>;
+
+// Evaluates a state KPI (domain/rollup.h) at each period's instant: the total of its changes
+// minus those of the days from the instant on, walking the instants from the latest back so
+// that every day is added once. An instant its days cannot decide is answered by `visit`.
+Evaluate SumStates(const char* kpi, EvaluateAt visit) {
+  return [name = std::string(kpi), visit](const Projection& projection, Tally& tally) {
+    const Rollup* sums = projection.DailySums(name);
+    if (sums == nullptr) return;  // no record was ever in a state
+    std::vector<std::pair<int64_t, size_t>> instants;  // (instant, period), latest first
+    ForEachInstant(tally, [&](size_t p, int64_t instant) { instants.emplace_back(instant, p); });
+    std::sort(instants.rbegin(), instants.rend());
+    Rollup::Sums later;  // the changes of the days from `later_from` on
+    int64_t later_from = std::numeric_limits<int64_t>::max();
+    for (const auto& [instant, p] : instants) {
+      if (!sums->DaysDecide(instant)) {
+        visit(projection, tally, p, instant);
+        continue;
+      }
+      sums->ForEachSum(instant, later_from,
+                       [&](const DimValues& dims, const Cell& sum) { later[dims].Add(sum); });
+      later_from = instant;
+      auto add = [&](const DimValues& dims, const Cell& sum, int sign) {
+        if (Cell* cell = tally.At(p, Dims(dims.begin(), dims.end()))) cell->Add(sum, sign);
+      };
+      for (const auto& [dims, total] : sums->totals()) add(dims, total, 1);
+      for (const auto& [dims, sum] : later) add(dims, sum, -1);
+    }
+    tally.DropEmptyGroups();
+  };
+}
+
+// The record visit of a state KPI at one instant.
+template <typename Member, typename StateOf>
+EvaluateAt VisitStates(Member views, StateOf state_of) {
+  return [views, state_of](const Projection& projection, Tally& tally, size_t p, int64_t instant) {
+    AddStatesAt((projection.*views)(), state_of, tally, p, instant);
   };
 }
 
@@ -390,18 +423,8 @@ std::vector<Kpi> BehaviourKpis() {
       {{"complete", M::kCount, "complete"},
        {"contacts", M::kCount, "contacts"},
        {"ratio", M::kRatio, "complete", "contacts"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInstant(tally, [&](size_t p, int64_t instant) {
-          for (const auto& [id, contact] : projection.contacts()) {
-            const pv::ContactPoint* point = PointAt(contact.points(), instant);
-            if (point == nullptr || !point->live()) continue;
-            Cell* cell = tally.At(p, {point->owner_id(), point->region()});
-            if (cell == nullptr) continue;
-            cell->Count("contacts");
-            if (point->complete()) cell->Count("complete");
-          }
-        });
-      }));
+      SumStates("contact_completeness_ratio",
+                VisitStates(&Projection::contacts, ContactState))));
   kpis.push_back(Make(
       "open_deal_coverage", kBehaviour,
       "At instant e = min(end of P, now), over opportunities open at e: those with at least one "
@@ -473,26 +496,7 @@ std::vector<Kpi> BehaviourKpis() {
        {"p90_seconds", M::kQuantile, "response", "", 1, 90},
        {"responded", M::kCount, "responded"},
        {"unanswered", M::kCount, "unanswered"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInRange(projection.leads_by_capture(), tally, [&](size_t p, const auto& id) {
-          const pv::LeadView& lead = projection.leads().at(id);
-          Cell* cell = tally.At(p, {lead.source(), lead.channel()});
-          if (cell == nullptr) return;
-          std::optional<int64_t> response;
-          auto consider = [&](int64_t t) { response = response ? std::min(*response, t) : t; };
-          if (const Times* times = projection.LeadActivityTimes(id)) consider(*times->begin());
-          if (lead.has_qualified_us()) consider(lead.qualified_us());
-          if (lead.has_disqualified_us()) consider(lead.disqualified_us());
-          if (!response) {
-            cell->Count("unanswered");
-            return;
-          }
-          cell->Count("responded");
-          cell->Sample("response",
-                       static_cast<double>(std::max<int64_t>(0, *response - lead.captured_us())) /
-                           kMicrosPerSecond);
-        });
-      }));
+      SumDays("speed_to_lead_seconds")));
   kpis.push_back(Make(
       "duplicate_rate", kBehaviour,
       "100 x (contacts merged away with the merge's occurred_at in P) / (contacts created in "
@@ -503,31 +507,8 @@ std::vector<Kpi> BehaviourKpis() {
       {{"merged", M::kCount, "merged"},
        {"created", M::kCount, "created"},
        {"per_100", M::kRatio, "merged", "created", 100}},
-      [](const Projection& projection, Tally& tally) {
-        for (const auto& [id, contact] : projection.contacts()) {
-          if (!contact.created()) continue;
-          if (auto p = tally.PeriodIndex(contact.created_us())) {
-            if (Cell* cell = tally.At(*p, {contact.created_channel()})) cell->Count("created");
-          }
-          if (!contact.merged()) continue;
-          if (auto p = tally.PeriodIndex(contact.merged_us())) {
-            if (Cell* cell = tally.At(*p, {contact.created_channel()})) cell->Count("merged");
-          }
-        }
-      }));
+      SumDays("duplicate_rate")));
   return kpis;
-}
-
-// Calls fn(period index, opportunity id, view, close) for opportunities whose latest close
-// (not reopened since) lies in the range; won only when `won_only`.
-template <typename Fn>
-void ForEachClose(const Projection& projection, const Tally& tally, bool won_only, Fn fn) {
-  for (const auto& [id, opportunity] : projection.opportunities()) {
-    if (!opportunity.has_close() || (won_only && !opportunity.close().won())) continue;
-    if (auto p = tally.PeriodIndex(opportunity.close().time_us())) {
-      fn(*p, id, opportunity, opportunity.close());
-    }
-  }
 }
 
 std::vector<Kpi> BusinessKpis() {
@@ -561,27 +542,7 @@ std::vector<Kpi> BusinessKpis() {
       {{"progressed", M::kCount, "progressed"},
        {"entered", M::kCount, "entered"},
        {"ratio", M::kRatio, "progressed", "entered"}},
-      [](const Projection& projection, Tally& tally) {
-        for (const auto& [id, opportunity] : projection.opportunities()) {
-          const auto& entries = opportunity.entries();
-          for (int i = 0; i < entries.size(); ++i) {
-            const pv::StageEntry& entry = entries[i];
-            std::optional<size_t> p = tally.PeriodIndex(entry.time_us());
-            if (!p) continue;
-            Cell* cell = tally.At(*p, {entry.pipeline_id(), entry.stage_id()});
-            if (cell == nullptr) continue;
-            cell->Count("entered");
-            bool progressed = false;
-            for (int64_t won : opportunity.won_us()) progressed |= won >= entry.time_us();
-            const std::optional<int> from = StageIndex(projection, entry, entry.stage_id());
-            for (int j = i + 1; j < entries.size() && !progressed && from; ++j) {
-              const std::optional<int> to = StageIndex(projection, entry, entries[j].stage_id());
-              progressed = to && *to > *from;
-            }
-            if (progressed) cell->Count("progressed");
-          }
-        }
-      }));
+      SumDays("stage_conversion_rate")));
   kpis.push_back(Make(
       "win_rate", kBusiness,
       "Over opportunities whose latest close (won or lost, not reopened since) has occurred_at "
@@ -592,36 +553,14 @@ std::vector<Kpi> BusinessKpis() {
        {"lost", M::kCount, "lost"},
        {"ratio", M::kRatio, "won", "closed"},
        {"amount_ratio", M::kMoneyRatio, "won_amount", "closed_amount"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachClose(projection, tally, false, [&](size_t p, auto&, auto&, const pv::Close& close) {
-          Cell* cell = tally.At(p, {close.owner_id(), close.region()});
-          if (cell == nullptr) return;
-          cell->Count(close.won() ? "won" : "lost");
-          cell->Count("closed");
-          cell->Money("closed_amount", close.currency_code(), close.amount_minor());
-          cell->Money("won_amount", close.currency_code(), close.won() ? close.amount_minor() : 0);
-        });
-      }));
+      SumDays("win_rate")));
   kpis.push_back(Make(
       "won_revenue", kBusiness,
       "Sum of product-line amounts of opportunities won in P (latest close, not reopened "
       "since), per currency; an opportunity without lines counts its amount under product "
       "\"-\"; by product and region at the close.",
       {"product", "region"}, {{"amount", M::kMoney, "revenue"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachClose(projection, tally, true, [&](size_t p, auto&, auto&, const pv::Close& close) {
-          if (close.lines().empty()) {
-            if (Cell* cell = tally.At(p, {"-", close.region()})) {
-              cell->Money("revenue", close.currency_code(), close.amount_minor());
-            }
-          }
-          for (const pv::ProductAmount& line : close.lines()) {
-            if (Cell* cell = tally.At(p, {line.product_id(), close.region()})) {
-              cell->Money("revenue", close.currency_code(), line.amount_minor());
-            }
-          }
-        });
-      }));
+      SumDays("won_revenue")));
   kpis.push_back(Make(
       "pipeline_value", kBusiness,
       "At min(end of P, now), over opportunities open then: sum of amounts, and sum of amount x "
@@ -630,49 +569,19 @@ std::vector<Kpi> BusinessKpis() {
       {"stage", "owner"},
       {{"amount", M::kMoney, "amount"},
        {"weighted_amount", M::kMoneyScaled, "weighted", "", 10000}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachInstant(tally, [&](size_t p, int64_t instant) {
-          for (const auto& [id, opportunity] : projection.opportunities()) {
-            const pv::OpportunityPoint* point = PointAt(opportunity.points(), instant);
-            if (point == nullptr || !IsOpen(*point)) continue;
-            Cell* cell = tally.At(p, {point->stage_id(), point->owner_id()});
-            if (cell == nullptr) continue;
-            cell->Money("amount", point->currency_code(), point->amount_minor());
-            cell->Money("weighted", point->currency_code(),
-                        static_cast<__int128>(point->amount_minor()) * point->probability_bps());
-          }
-        });
-      }));
+      SumStates("pipeline_value", VisitStates(&Projection::opportunities, OpportunityState))));
   kpis.push_back(Make(
       "sales_cycle_days", kBusiness,
       "Over opportunities won in P (latest close): p50 (exact nearest rank) of (won occurred_at "
       "- opened occurred_at) in whole days, rounded down; by region at the close.",
       {"region"}, {{"p50_days", M::kQuantile, "days", "", 1, 50}, {"won", M::kCount, "won"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachClose(
-            projection, tally, true,
-            [&](size_t p, auto&, const pv::OpportunityView& view, const pv::Close& close) {
-              Cell* cell = tally.At(p, {close.region()});
-              if (cell == nullptr) return;
-              cell->Count("won");
-              cell->Sample(
-                  "days", static_cast<double>((close.time_us() - view.opened_us()) / kMicrosPerDay),
-                  /*exact=*/true);
-            });
-      }));
+      SumDays("sales_cycle_days")));
   kpis.push_back(Make(
       "average_deal_size", kBusiness,
       "Over opportunities won in P (latest close): sum of amounts / count, per currency, "
       "rounded toward zero once; by region at the close.",
       {"region"}, {{"amount", M::kMoneyPerCount, "won_amount", "won_count"}},
-      [](const Projection& projection, Tally& tally) {
-        ForEachClose(projection, tally, true, [&](size_t p, auto&, auto&, const pv::Close& close) {
-          if (Cell* cell = tally.At(p, {close.region()})) {
-            cell->Money("won_amount", close.currency_code(), close.amount_minor());
-            cell->Money("won_count", close.currency_code(), 1);
-          }
-        });
-      }));
+      SumDays("average_deal_size")));
   kpis.push_back(Make(
       "case_resolution_seconds", kBusiness,
       "Over cases whose latest resolution (not reopened since) has occurred_at in P: p50 and "
@@ -684,48 +593,13 @@ std::vector<Kpi> BusinessKpis() {
        {"p90_seconds", M::kQuantile, "resolution", "", 1, 90},
        {"resolved", M::kCount, "resolved"},
        {"reopen_rate", M::kRatio, "reopenings", "resolutions"}},
-      [](const Projection& projection, Tally& tally) {
-        for (const auto& [id, record] : projection.cases()) {
-          auto cell_at = [&](int64_t t) -> Cell* {
-            std::optional<size_t> p = tally.PeriodIndex(t);
-            if (!p) return nullptr;
-            const pv::CasePoint* point = PointAt(record.points(), t + 1);
-            return tally.At(*p, {PriorityLabel(point ? point->priority() : 0), record.channel()});
-          };
-          for (int64_t t : record.resolved_us()) {
-            if (Cell* cell = cell_at(t)) cell->Count("resolutions");
-          }
-          for (int64_t t : record.reopened_us()) {
-            if (Cell* cell = cell_at(t)) cell->Count("reopenings");
-          }
-          if (record.points().empty() || record.points().rbegin()->open() ||
-              record.resolved_us().empty()) {
-            continue;
-          }
-          const int64_t resolved = *record.resolved_us().rbegin();
-          if (Cell* cell = cell_at(resolved)) {
-            cell->Count("resolved");
-            cell->Sample("resolution", static_cast<double>(resolved - record.first_opened_us()) /
-                                           kMicrosPerSecond);
-          }
-        }
-      }));
+      SumDays("case_resolution_seconds")));
   kpis.push_back(
       Make("open_cases", kBusiness,
            "Count of cases open at min(end of P, now) (opened or reopened, not resolved since); by "
            "priority then.",
            {"priority"}, {{"count", M::kCount, "count"}},
-           [](const Projection& projection, Tally& tally) {
-             ForEachInstant(tally, [&](size_t p, int64_t instant) {
-               for (const auto& [id, record] : projection.cases()) {
-                 const pv::CasePoint* point = PointAt(record.points(), instant);
-                 if (point == nullptr || !point->open()) continue;
-                 if (Cell* cell = tally.At(p, {PriorityLabel(point->priority())})) {
-                   cell->Count("count");
-                 }
-               }
-             });
-           }));
+           SumStates("open_cases", VisitStates(&Projection::cases, CaseState))));
   return kpis;
 }
 

@@ -1,6 +1,7 @@
 #include "domain/projection.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -47,12 +48,14 @@ std::pair<absl::string_view, absl::string_view> SplitStream(absl::string_view st
 }
 
 // Appends `point` to a timeline, replacing the last point when it has the same time and
-// skipping it when nothing KPI-relevant changed.
+// skipping it when nothing KPI-relevant changed. A point is the whole state after its event,
+// so one dated before the last point (a back-dated change) takes effect at the last point's
+// time: the timeline stays in time order and its last point is the record as it is now.
 template <typename Points, typename Point>
 void AppendPoint(Points& points, Point point) {
   if (!points.empty()) {
     Point& last = *points.Mutable(points.size() - 1);
-    const int64_t at = point.time_us();
+    const int64_t at = std::max(point.time_us(), last.time_us());
     point.set_time_us(last.time_us());
     const bool same = point.SerializeAsString() == last.SerializeAsString();
     point.set_time_us(at);
@@ -343,16 +346,18 @@ void Toggle(Times& times, int64_t time, bool add) {
   }
 }
 
-void Toggle(TimeIndex& index, int64_t time, const std::string& id, bool add) {
-  if (add) {
-    index.emplace(time, id);
-  } else {
-    index.erase({time, id});
-  }
-}
-
 std::string ActiveKey(int kind, int64_t start_us, absl::string_view actor) {
   return absl::StrCat(kActivePrefix, kind, "/", start_us, "/", actor);
+}
+
+// The index of the last point of a view's timeline; 0 for a view without one.
+template <typename View>
+int LastPoint(const View& view) {
+  if constexpr (requires { view.points_size(); }) {
+    return std::max(0, view.points_size() - 1);
+  } else {
+    return 0;
+  }
 }
 
 }  // namespace
@@ -387,8 +392,86 @@ bool Projection::Visit(Self& self, Kind kind, Fn&& fn) {
   return false;
 }
 
-void Projection::Roll(const KpiFacts& facts, bool add) {
-  for (const auto& [kpi, fact] : facts) daily_sums_[kpi].Add(fact, add ? 1 : -1);
+template <typename View>
+KpiFacts Projection::FactsOf(const std::string& id, const View& view, int from_point) const {
+  if constexpr (std::is_same_v<View, pv::ContactView>) {
+    return ContactFacts(view, from_point);
+  } else if constexpr (std::is_same_v<View, pv::OpportunityView>) {
+    KpiFacts facts = OpportunityFacts(view, from_point);
+    for (auto& entry : StageFacts(view, pipelines_)) facts.push_back(std::move(entry));
+    return facts;
+  } else if constexpr (std::is_same_v<View, pv::CaseView>) {
+    return CaseFacts(view, from_point);
+  } else if constexpr (std::is_same_v<View, pv::LeadView>) {
+    const Times* times = LeadActivityTimes(id);
+    return LeadFacts(view, times != nullptr ? std::optional(*times->begin()) : std::nullopt);
+  } else if constexpr (std::is_same_v<View, pv::ActivityView>) {
+    return ActivityFacts(view);
+  } else if constexpr (std::is_same_v<View, pv::TaskView>) {
+    return TaskFacts(view);
+  } else {
+    return {};
+  }
+}
+
+template <typename Change>
+void Projection::RerollStages(const std::string& pipeline_id, Change change) {
+  if (!keep_sums_) return change();
+  std::vector<std::pair<const std::string*, KpiFacts>> before;
+  for (const auto& [id, opportunity] : opportunities_) {
+    if (EnteredStageOf(opportunity, pipeline_id)) {
+      before.emplace_back(&id, StageFacts(opportunity, pipelines_));
+    }
+  }
+  change();  // changes pipelines_ only, so the ids above stay valid
+  for (const auto& [id, facts] : before) {
+    Reroll(facts, StageFacts(opportunities_.at(*id), pipelines_));
+  }
+}
+
+void Projection::KeepSums(bool keep) {
+  if (keep == keep_sums_) return;
+  keep_sums_ = keep;
+  daily_sums_.clear();
+  if (!keep) return;
+  auto file = [&](const auto& views) {
+    for (const auto& [id, view] : views) {
+      for (const auto& [kpi, fact] : FactsOf(id, view, 0)) Roll(kpi, fact, 1);
+    }
+  };
+  file(contacts_);
+  file(leads_);
+  file(opportunities_);
+  file(activities_);
+  file(tasks_);
+  file(cases_);
+}
+
+void Projection::Roll(const char* kpi, const Fact& fact, int sign) {
+  auto it = daily_sums_.find(absl::string_view(kpi));
+  if (it == daily_sums_.end()) it = daily_sums_.emplace(kpi, Rollup(IsStateKpi(kpi))).first;
+  it->second.Add(fact, sign);
+}
+
+void Projection::Reroll(const KpiFacts& before, const KpiFacts& after) {
+  if (!keep_sums_) return;
+  std::vector<bool> kept(before.size(), false);
+  std::vector<const std::pair<const char*, Fact>*> added;
+  for (const auto& entry : after) {
+    bool same = false;
+    for (size_t i = 0; i < before.size() && !same; ++i) {
+      same = !kept[i] && absl::string_view(before[i].first) == entry.first &&
+             before[i].second == entry.second;
+      if (same) kept[i] = true;
+    }
+    if (!same) added.push_back(&entry);
+  }
+  // Added first: a fact that moved within its group then never empties (and so never frees
+  // and rebuilds) the group's sums on the way.
+  for (const auto* entry : added) Roll(entry->first, entry->second, 1);
+  for (size_t i = 0; i < before.size(); ++i) {
+    if (!kept[i]) Roll(before[i].first, before[i].second, -1);
+  }
 }
 
 const Rollup* Projection::DailySums(const std::string& kpi) const {
@@ -397,24 +480,25 @@ const Rollup* Projection::DailySums(const std::string& kpi) const {
 }
 
 void Projection::Index(const std::string& /*id*/, const pv::ActivityView& activity, bool add) {
-  Roll(ActivityFacts(activity), add);
   if (!IsDone(activity)) return;
-  if (!activity.lead_id().empty()) {
-    Toggle(lead_activity_times_[activity.lead_id()], activity.time_us(), add);
+  if (const std::string& lead_id = activity.lead_id(); !lead_id.empty()) {
+    // The lead's speed to lead follows its first activity: its facts move when that does.
+    Times& times = lead_activity_times_[lead_id];
+    const std::optional<int64_t> first_before =
+        times.empty() ? std::nullopt : std::optional(*times.begin());
+    Toggle(times, activity.time_us(), add);
+    const std::optional<int64_t> first_after =
+        times.empty() ? std::nullopt : std::optional(*times.begin());
+    if (auto lead = leads_.find(lead_id);
+        keep_sums_ && lead != leads_.end() && first_after != first_before) {
+      Reroll(LeadFacts(lead->second, first_before), LeadFacts(lead->second, first_after));
+    }
   }
   if (!activity.opportunity_id().empty()) {
     Toggle(opportunity_activity_times_[activity.opportunity_id()], activity.time_us(), add);
   }
 }
 
-void Projection::Index(const std::string& id, const pv::LeadView& lead, bool add) {
-  Roll(LeadFacts(lead), add);
-  if (lead.captured()) Toggle(leads_by_capture_, lead.captured_us(), id, add);
-}
-
-void Projection::Index(const std::string& /*id*/, const pv::TaskView& task, bool add) {
-  Roll(TaskFacts(task), add);
-}
 
 void Projection::MarkActive(const std::string& actor, absl::Time recorded_at) {
   // Events arrive roughly in time order: the periods of the last day seen are reused.
@@ -451,13 +535,27 @@ Outcome Projection::Apply(const EventEnvelope& event) {
   const auto [type, id_part] = SplitStream(stream);
   const std::string id(id_part);
   // Evolved in place: unindexed as it was (unless new), evolved, indexed as it is now.
-  Visit(*this, KindOf(type), [&](auto& views) {
-    auto [slot, created] = views.try_emplace(id);
-    auto& view = slot->second;
-    if (!created) Index(id, view, /*add=*/false);
-    Evolve(view, event);
-    Index(id, view, /*add=*/true);
-  });
+  auto evolve = [&] {
+    Visit(*this, KindOf(type), [&](auto& views) {
+      auto [slot, created] = views.try_emplace(id);
+      auto& view = slot->second;
+      const int last_point = LastPoint(view);
+      KpiFacts before;
+      if (!created) {
+        if (keep_sums_) before = FactsOf(id, view, last_point);
+        Index(id, view, /*add=*/false);
+      }
+      Evolve(view, event);
+      Index(id, view, /*add=*/true);
+      if (keep_sums_) Reroll(before, FactsOf(id, view, last_point));
+    });
+  };
+  // A pipeline's stage order decides which entries progressed.
+  if (KindOf(type) == pv::StreamView::kPipeline) {
+    RerollStages(id, evolve);
+  } else {
+    evolve();
+  }
   changed_streams_.insert(stream);
 
   if (event.actor_kind() != common::v1::ACTOR_KIND_SERVICE && !event.actor_id().empty()) {
@@ -511,6 +609,9 @@ absl::Status Projection::Restore(absl::string_view key, absl::string_view value)
       auto& slot = views[id];
       slot = std::move(*stored);
       Index(id, slot, /*add=*/true);
+      if (keep_sums_) {
+        for (const auto& [kpi, fact] : FactsOf(id, slot, 0)) Roll(kpi, fact, 1);
+      }
     };
     switch (view.kind_case()) {
       case pv::StreamView::kContact:
@@ -523,7 +624,7 @@ absl::Status Projection::Restore(absl::string_view key, absl::string_view value)
         keep(opportunities_, view.mutable_opportunity());
         break;
       case pv::StreamView::kPipeline:
-        keep(pipelines_, view.mutable_pipeline());
+        RerollStages(id, [&] { keep(pipelines_, view.mutable_pipeline()); });
         break;
       case pv::StreamView::kActivity:
         keep(activities_, view.mutable_activity());

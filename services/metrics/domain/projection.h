@@ -50,8 +50,6 @@ enum class Outcome { kApplied, kDuplicate, kGap };
 inline constexpr const char* kStreamTypes[] = {
     "contact", "account", "lead", "opportunity", "pipeline", "activity", "task", "case"};
 
-// Record ids ordered by a time (microseconds).
-using TimeIndex = absl::btree_set<std::pair<int64_t, std::string>>;
 using Times = absl::btree_multiset<int64_t>;
 
 class Projection {
@@ -64,6 +62,11 @@ class Projection {
   absl::Status Restore(absl::string_view key, absl::string_view value);
   // Every row, sorted by key: what Restore() needs to rebuild this projection.
   std::vector<Row> AllRows() const;
+
+  // Whether Apply() and Restore() keep the KPI sums up to date (the default). A projection
+  // nobody queries yet (a rebuild, a restore) turns them off and files every view's facts
+  // once when it turns them back on: far cheaper than following each event's changes.
+  void KeepSums(bool keep);
 
   // The last applied version of a stream ("contact/<id>"), 0 when none.
   int64_t Version(const std::string& stream) const;
@@ -84,7 +87,6 @@ class Projection {
   const absl::flat_hash_map<std::string, pv::CaseView>& cases() const { return cases_; }
 
   // Indexes.
-  const TimeIndex& leads_by_capture() const { return leads_by_capture_; }
   // occurred_at of the DONE activities linked to a lead / an opportunity; nullptr when none.
   const Times* LeadActivityTimes(const std::string& lead_id) const;
   const Times* OpportunityActivityTimes(const std::string& opportunity_id) const;
@@ -98,17 +100,25 @@ class Projection {
   // the kind is unknown.
   template <typename Self, typename Fn>
   static bool Visit(Self& self, pv::StreamView::KindCase kind, Fn&& fn);
-  // Adds a view's entries and facts to (or removes them from) the indexes and the daily
-  // sums; most kinds have none.
+  // Adds a view's entries to (or removes them from) the indexes; most kinds have none.
   void Index(const std::string& id, const pv::ActivityView& activity, bool add);
-  void Index(const std::string& id, const pv::LeadView& lead, bool add);
-  void Index(const std::string& id, const pv::TaskView& task, bool add);
   template <typename View>
   void Index(const std::string&, const View&, bool) {}
+  // The facts of a view (facts.h); of a timeline, only its changes from point `from_point` on.
+  template <typename View>
+  KpiFacts FactsOf(const std::string& id, const View& view, int from_point) const;
+  // Runs `change` (of a pipeline's view) and moves the stage facts of the opportunities that
+  // entered its stages from their old stage order to the new one.
+  template <typename Change>
+  void RerollStages(const std::string& pipeline_id, Change change);
   // The stored form of a stream's view (StreamView bytes).
   std::string StoredView(const std::string& stream) const;
   void MarkActive(const std::string& actor, absl::Time recorded_at);
-  void Roll(const KpiFacts& facts, bool add);
+  // Adds a fact to (or takes it from) its KPI's daily sums.
+  void Roll(const char* kpi, const Fact& fact, int sign);
+  // Moves the daily sums from a view's facts `before` to its facts `after`, touching only
+  // the facts that differ (a new point changes one or two of a timeline's many).
+  void Reroll(const KpiFacts& before, const KpiFacts& after);
 
   absl::flat_hash_map<std::string, int64_t> versions_;
   absl::flat_hash_map<std::string, pv::ContactView> contacts_;
@@ -119,11 +129,11 @@ class Projection {
   absl::flat_hash_map<std::string, pv::TaskView> tasks_;
   absl::flat_hash_map<std::string, pv::CaseView> cases_;
 
-  TimeIndex leads_by_capture_;
   absl::flat_hash_map<std::string, Times> lead_activity_times_;
   absl::flat_hash_map<std::string, Times> opportunity_activity_times_;
   absl::btree_map<std::pair<int, int64_t>, absl::btree_set<std::string>> active_;
   absl::flat_hash_map<std::string, Rollup> daily_sums_;  // by KPI
+  bool keep_sums_ = true;
   int64_t applied_through_us_ = 0;
   // The day (since the epoch) MarkActive() saw last, and its week and month starts.
   int64_t active_day_ = INT64_MIN;

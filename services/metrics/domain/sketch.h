@@ -29,6 +29,11 @@ class Sketch {
   // The nearest-rank quantile at `percent` (1..100); nullopt when empty.
   std::optional<double> Quantile(int percent) const;
 
+  friend bool operator==(const Sketch& a, const Sketch& b) {
+    return a.relative_error_ == b.relative_error_ && a.zeros_ == b.zeros_ &&
+           a.count_ == b.count_ && a.buckets_ == b.buckets_;
+  }
+
  private:
   explicit Sketch(double relative_error);
   int32_t BucketOf(double value) const;

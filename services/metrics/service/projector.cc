@@ -178,6 +178,9 @@ absl::StatusOr<std::unique_ptr<Projector::Generation>> Projector::LoadGeneration
     generation->family = handle;
     return generation;
   }
+  // Sums are filed once the views are all there: at the end of the load below, or when a
+  // rebuild catches up (Swap).
+  generation->projection->KeepSums(false);
   if (!load) return generation;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, generation->family));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -193,6 +196,7 @@ absl::StatusOr<std::unique_ptr<Projector::Generation>> Projector::LoadGeneration
     CRM_RETURN_IF_ERROR(generation->projection->Restore(key, value));
   }
   CRM_RETURN_IF_ERROR(Rocks(it->status(), "load " + FamilyName(number)));
+  generation->projection->KeepSums(true);
   return generation;
 }
 
@@ -343,6 +347,7 @@ absl::Status Projector::Swap() {
   // The rebuilt family is complete on disk before it becomes the active one, and nothing is
   // still being written to the family dropped below.
   CRM_RETURN_IF_ERROR(writer_->Drain());
+  rebuild_->projection->KeepSums(true);  // before anyone can query it
   std::unique_ptr<Generation> old;
   {
     absl::MutexLock lock(&mu_);
