@@ -499,7 +499,6 @@ void Projection::Index(const std::string& /*id*/, const pv::ActivityView& activi
   }
 }
 
-
 void Projection::MarkActive(const std::string& actor, absl::Time recorded_at) {
   // Events arrive roughly in time order: the periods of the last day seen are reused.
   constexpr int64_t kDayUs = int64_t{86'400'000'000};

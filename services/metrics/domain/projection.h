@@ -2,15 +2,17 @@
 
 // The projection of the three topics that every KPI is computed from: one view per source
 // stream (what the KPIs need of a contact, lead, opportunity, pipeline, activity, task or
-// case), the users active per period, and in-memory indexes over the views. Pure: Apply()
-// evolves it, TakeChangedRows() returns the storage rows changed since the last call (one per
-// key, so a stream touched many times in a batch is written once), Restore() loads a row
-// back, and the caller persists rows and Kafka offsets in one write batch.
+// case), the users active per period, in-memory indexes over the views, and the KPI sums of
+// the views' facts (domain/facts.h, domain/rollup.h). Pure: Apply() evolves it,
+// TakeChangedRows() returns the storage rows changed since the last call (one per key, so a
+// stream touched many times in a batch is written once), Restore() loads a row back, and the
+// caller persists rows and Kafka offsets in one write batch. The sums are not stored: they
+// follow from the views.
 //
 // Order independence: an event is applied only as the next version of its stream (duplicates
-// and gaps are skipped), and every cross-stream fact (an activity about a lead or an
-// opportunity) is joined when KPIs are evaluated, not when events arrive. So any interleaving
-// of the partitions yields the same views.
+// and gaps are skipped), so any interleaving of the partitions yields the same views. A fact
+// that needs another stream (a lead's first activity, a pipeline's stage order) is filed again
+// whenever that stream changes, so the sums do not depend on which arrived first either.
 
 #include <climits>
 #include <cstdint>
