@@ -14,7 +14,7 @@ APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
 	librdkafka-dev librocksdb-dev prometheus-cpp-dev libabsl-dev \
 	libgtest-dev libgmock-dev libbenchmark-dev \
 	libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libjwt-dev libssl-dev openssl \
-	libphonenumber-dev \
+	libphonenumber-dev libgoogle-perftools-dev \
 	prometheus kcat python3 python3-grpcio python3-protobuf
 BUF_VERSION := 1.75.0
 

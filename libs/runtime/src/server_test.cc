@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <future>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -358,6 +359,22 @@ TEST(ServiceProcessTest, SigtermDrainsInFlightCallsAndExitsZero) {
   EXPECT_TRUE(slow_status.ok()) << slow_status.error_message();
   EXPECT_EQ(slow_response.text(), "still here");
   EXPECT_EQ(server.WaitForExitCode(), 0);
+}
+
+// Serving processes allocate with tcmalloc (crm_allocator, docs/decisions.md 58); a
+// sanitizer build keeps the sanitizer's own allocator.
+TEST(ServiceProcessTest, AllocatesWithTcmalloc) {
+  EchoProcess echo(CRM_ECHO_SERVER, kSecret);
+  ASSERT_TRUE(echo.serving()) << echo.process().DrainStderr();
+  std::ifstream maps(absl::StrCat("/proc/", echo.process().pid(), "/maps"));
+  const std::string mapped((std::istreambuf_iterator<char>(maps)),
+                           std::istreambuf_iterator<char>());
+  ASSERT_THAT(mapped, HasSubstr("libc.so"));  // the file was read
+#if defined(__SANITIZE_ADDRESS__)
+  EXPECT_THAT(mapped, ::testing::Not(HasSubstr("libtcmalloc")));
+#else
+  EXPECT_THAT(mapped, HasSubstr("libtcmalloc_minimal"));
+#endif
 }
 
 TEST(ServiceProcessTest, LogsAreOneJsonObjectPerLine) {

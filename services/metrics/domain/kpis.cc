@@ -330,13 +330,13 @@ Evaluate SumStates(const char* kpi, EvaluateAt visit) {
         continue;
       }
       sums->ForEachSum(instant, later_from,
-                       [&](const DimValues& dims, const Cell& sum) { later[dims].Add(sum); });
+                       [&](Rollup::Group group, const Cell& sum) { later[group].Add(sum); });
       later_from = instant;
-      auto add = [&](const DimValues& dims, const Cell& sum, int sign) {
-        if (Cell* cell = tally.At(p, Dims(dims.begin(), dims.end()))) cell->Add(sum, sign);
+      auto add = [&](Rollup::Group group, const Cell& sum, int sign) {
+        if (Cell* cell = tally.At(p, Dims(group->begin(), group->end()))) cell->Add(sum, sign);
       };
-      for (const auto& [dims, total] : sums->totals()) add(dims, total, 1);
-      for (const auto& [dims, sum] : later) add(dims, sum, -1);
+      for (const auto& [group, total] : sums->totals()) add(group, total, 1);
+      for (const auto& [group, sum] : later) add(group, sum, -1);
     }
     tally.DropEmptyGroups();
   };

@@ -67,7 +67,8 @@ class Projection {
 
   // Whether Apply() and Restore() keep the KPI sums up to date (the default). A projection
   // nobody queries yet (a rebuild, a restore) turns them off and files every view's facts
-  // once when it turns them back on: far cheaper than following each event's changes.
+  // once when it turns them back on (on two threads): far cheaper than following each
+  // event's changes.
   void KeepSums(bool keep);
 
   // The last applied version of a stream ("contact/<id>"), 0 when none.
@@ -75,17 +76,11 @@ class Projection {
   // recorded_at of the newest applied event.
   absl::Time applied_through() const { return FromMicros(applied_through_us_); }
 
-  // Views by record id.
+  // Views by record id (the kinds whose KPIs visit records).
   const absl::flat_hash_map<std::string, pv::ContactView>& contacts() const { return contacts_; }
-  const absl::flat_hash_map<std::string, pv::LeadView>& leads() const { return leads_; }
   const absl::flat_hash_map<std::string, pv::OpportunityView>& opportunities() const {
     return opportunities_;
   }
-  const absl::flat_hash_map<std::string, pv::PipelineView>& pipelines() const { return pipelines_; }
-  const absl::flat_hash_map<std::string, pv::ActivityView>& activities() const {
-    return activities_;
-  }
-  const absl::flat_hash_map<std::string, pv::TaskView>& tasks() const { return tasks_; }
   const absl::flat_hash_map<std::string, pv::CaseView>& cases() const { return cases_; }
 
   // Indexes.
@@ -116,8 +111,9 @@ class Projection {
   // The stored form of a stream's view (StreamView bytes).
   std::string StoredView(const std::string& stream) const;
   void MarkActive(const std::string& actor, absl::Time recorded_at);
-  // Adds a fact to (or takes it from) its KPI's daily sums.
-  void Roll(const char* kpi, const Fact& fact, int sign);
+  using KpiSums = absl::flat_hash_map<std::string, Rollup>;  // by KPI
+  // Adds a fact to (or takes it from) its KPI's sums.
+  static void Roll(KpiSums& sums, const char* kpi, const Fact& fact, int sign);
   // Moves the daily sums from a view's facts `before` to its facts `after`, touching only
   // the facts that differ (a new point changes one or two of a timeline's many).
   void Reroll(const KpiFacts& before, const KpiFacts& after);
@@ -134,7 +130,7 @@ class Projection {
   absl::flat_hash_map<std::string, Times> lead_activity_times_;
   absl::flat_hash_map<std::string, Times> opportunity_activity_times_;
   absl::btree_map<std::pair<int, int64_t>, absl::btree_set<std::string>> active_;
-  absl::flat_hash_map<std::string, Rollup> daily_sums_;  // by KPI
+  KpiSums daily_sums_;
   bool keep_sums_ = true;
   int64_t applied_through_us_ = 0;
   // The day (since the epoch) MarkActive() saw last, and its week and month starts.

@@ -53,16 +53,16 @@ void AddTo(Map& money, const std::pair<std::string, std::string>& key, const Mon
   if (it->second.facts == 0 && it->second.sum == 0) money.erase(it);
 }
 
-void AddCell(Rollup::Sums& sums, const DimValues& dims, const Cell& cell, int sign) {
-  auto it = sums.try_emplace(dims).first;
+void AddCell(Rollup::Sums& sums, Rollup::Group group, const Cell& cell, int sign) {
+  auto it = sums.try_emplace(group).first;
   it->second.Add(cell, sign);
   if (it->second.empty()) sums.erase(it);  // every fact of the group was taken away
 }
 
-void AddCell(absl::btree_map<int64_t, Rollup::Sums>& by_time, int64_t time, const DimValues& dims,
+void AddCell(absl::btree_map<int64_t, Rollup::Sums>& by_time, int64_t time, Rollup::Group group,
              const Cell& cell, int sign) {
   auto it = by_time.try_emplace(time).first;
-  AddCell(it->second, dims, cell, sign);
+  AddCell(it->second, group, cell, sign);
   if (it->second.empty()) by_time.erase(it);
 }
 
@@ -99,21 +99,24 @@ void Cell::Add(const Cell& other, int sign) {
 }
 
 void Rollup::Add(const Fact& fact, int sign) {
+  const Group group = &*groups_.insert(fact.dims).first;
   const int64_t day = DayStart(fact.time_us);
-  AddCell(days_, day, fact.dims, fact.cell, sign);
+  AddCell(days_, day, group, fact.cell, sign);
   if (day != month_of_day_.first) month_of_day_ = {day, MonthStart(day)};
-  AddCell(months_, month_of_day_.second, fact.dims, fact.cell, sign);
+  AddCell(months_, month_of_day_.second, group, fact.cell, sign);
   if (!state_) return;
-  AddCell(totals_, fact.dims, fact.cell, sign);
+  AddCell(totals_, group, fact.cell, sign);
   int64_t& latest = latest_.try_emplace(day, fact.time_us).first->second;
   latest = std::max(latest, fact.time_us);
 }
 
 void Rollup::ForEachSum(int64_t from_us, int64_t to_us,
-                        absl::FunctionRef<void(const DimValues&, const Cell&)> fn) const {
+                        absl::FunctionRef<void(Group, const Cell&)> fn) const {
   constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
   auto days = [&](int64_t from, int64_t to) {
-    ForEachDay(from, to, [&](int64_t, const DimValues& dims, const Cell& sum) { fn(dims, sum); });
+    for (auto day = days_.lower_bound(from); day != days_.end() && day->first < to; ++day) {
+      for (const auto& [group, sum] : day->second) fn(group, sum);
+    }
   };
   const int64_t first_day = DayCeil(from_us);
   const int64_t end_day = to_us == kEnd ? kEnd : DayCeil(to_us);
@@ -124,7 +127,7 @@ void Rollup::ForEachSum(int64_t from_us, int64_t to_us,
   days(first_day, first_month);
   for (auto month = months_.lower_bound(first_month);
        month != months_.end() && month->first < end_month; ++month) {
-    for (const auto& [dims, sum] : month->second) fn(dims, sum);
+    for (const auto& [group, sum] : month->second) fn(group, sum);
   }
   if (end_month != kEnd) days(end_month, end_day);
 }

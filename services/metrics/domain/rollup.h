@@ -24,6 +24,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "domain/sketch.h"
 #include "domain/small_map.h"
@@ -74,19 +75,26 @@ class Rollup {
  public:
   // A state rollup also keeps the total of all its facts and the latest time of each day.
   explicit Rollup(bool state = false) : state_(state) {}
+  // Sums are keyed by the addresses of the rollup's own groups, which a move keeps.
+  Rollup(Rollup&&) = default;
+  Rollup& operator=(Rollup&&) = default;
 
   // Adds (sign 1) or takes away (sign -1) a fact added before.
   void Add(const Fact& fact, int sign);
 
-  // Sums by dimension values.
-  using Sums = absl::flat_hash_map<DimValues, Cell>;
+  // A group: its dimension values, interned (one copy per distinct tuple, kept while the
+  // rollup lives), so that a fact hashes its strings once and its day, month and total are
+  // found by the address.
+  using Group = const DimValues*;
+  // Sums by group.
+  using Sums = absl::flat_hash_map<Group, Cell>;
 
   // Calls fn(day start, dimension values, sum) for the days starting in [from_us, to_us), in
   // the order of the days.
   template <typename Fn>
   void ForEachDay(int64_t from_us, int64_t to_us, Fn fn) const {
     for (auto day = days_.lower_bound(from_us); day != days_.end() && day->first < to_us; ++day) {
-      for (const auto& [dims, sum] : day->second) fn(day->first, dims, sum);
+      for (const auto& [group, sum] : day->second) fn(day->first, *group, sum);
     }
   }
 
@@ -95,16 +103,16 @@ class Rollup {
   void ForEachMonth(int64_t from_us, int64_t to_us, Fn fn) const {
     for (auto month = months_.lower_bound(from_us); month != months_.end() && month->first < to_us;
          ++month) {
-      for (const auto& [dims, sum] : month->second) fn(month->first, dims, sum);
+      for (const auto& [group, sum] : month->second) fn(month->first, *group, sum);
     }
   }
 
-  // State rollups: calls fn(dimension values, sum) for sums that hold exactly the facts of
-  // the days starting in [from_us, to_us), whole months from monthly sums and the rest by
-  // day, so a range costs its months and its days at the edges rather than all its days.
+  // State rollups: calls fn(group, sum) for sums that hold exactly the facts of the days
+  // starting in [from_us, to_us), whole months from monthly sums and the rest by day, so a
+  // range costs its months and its days at the edges rather than all its days.
   void ForEachSum(int64_t from_us, int64_t to_us,
-                  absl::FunctionRef<void(const DimValues&, const Cell&)> fn) const;
-  // State rollups: the sum of every fact, by dimension values.
+                  absl::FunctionRef<void(Group, const Cell&)> fn) const;
+  // State rollups: the sum of every fact, by group.
   const Sums& totals() const { return totals_; }
   // State rollups: whether the facts before `instant_us` are exactly the days before the
   // first day starting at or after it (no fact of its day was ever dated at or after it).
@@ -112,8 +120,9 @@ class Rollup {
 
  private:
   bool state_;
-  // Keyed by time first and hashed by dimension values within it: a fact finds its sum by
-  // one integer search and one hash, and a query walks its days in order.
+  absl::node_hash_set<DimValues> groups_;  // node-based: a group's address never changes
+  // Keyed by time first and by group within it: a fact finds its sum by one integer search
+  // and one hash of an address, and a query walks its days in order.
   absl::btree_map<int64_t, Sums> days_;
   absl::btree_map<int64_t, Sums> months_;  // by month start
   Sums totals_;

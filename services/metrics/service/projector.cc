@@ -1,7 +1,7 @@
 #include "service/projector.h"
 
+#include <algorithm>
 #include <filesystem>
-#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -103,7 +103,8 @@ struct Projector::Generation {
   int64_t number = 0;
   rocksdb::ColumnFamilyHandle* family = nullptr;
   std::unique_ptr<Projection> projection = std::make_unique<Projection>();
-  std::map<std::pair<std::string, int32_t>, int64_t> offsets;
+  using Offsets = std::map<std::pair<std::string, int32_t>, int64_t>;  // next, by partition
+  Offsets offsets;
   std::unique_ptr<kafka::Consumer> consumer;
   int64_t applied = 0;
   int64_t duplicates = 0;
@@ -298,6 +299,7 @@ absl::Status Projector::PollInto(Generation& generation, bool live) {
     }
   }
   std::vector<Row> rows;
+  std::vector<const Generation::Offsets::value_type*> read;  // offsets of the batch's partitions
   auto apply = [&] {
     for (size_t i = 0; i < batch.size(); ++i) {
       if (events[i] == nullptr) continue;
@@ -311,8 +313,15 @@ absl::Status Projector::PollInto(Generation& generation, bool live) {
           break;
       }
     }
+    // A batch holds runs of one partition's messages: the map is searched once per run.
+    auto run = generation.offsets.end();
     for (const kafka::Message& message : batch) {
-      generation.offsets[{message.topic, message.partition}] = message.offset + 1;
+      if (run == generation.offsets.end() || run->first.second != message.partition ||
+          run->first.first != message.topic) {
+        run = generation.offsets.try_emplace({message.topic, message.partition}).first;
+        if (std::find(read.begin(), read.end(), &*run) == read.end()) read.push_back(&*run);
+      }
+      run->second = message.offset + 1;
     }
     rows = generation.projection->TakeChangedRows();
   };
@@ -324,11 +333,10 @@ absl::Status Projector::PollInto(Generation& generation, bool live) {
   }
   rocksdb::WriteBatch write;
   for (const Row& row : rows) write.Put(generation.family, row.key, row.value);
-  std::set<std::pair<std::string, int32_t>> partitions;
-  for (const kafka::Message& message : batch) partitions.emplace(message.topic, message.partition);
-  for (const auto& partition : partitions) {
+  for (const auto* offset : read) {
+    const auto& [partition, next] = *offset;
     write.Put(generation.family, kafka::OffsetRecordKey(partition.first, partition.second),
-              kafka::EncodeOffsetRecord(generation.offsets[partition]));
+              kafka::EncodeOffsetRecord(next));
   }
   return writer_->Write(std::move(write));
 }
