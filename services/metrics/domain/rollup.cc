@@ -114,9 +114,7 @@ void Rollup::ForEachSum(int64_t from_us, int64_t to_us,
                         absl::FunctionRef<void(Group, const Cell&)> fn) const {
   constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
   auto days = [&](int64_t from, int64_t to) {
-    for (auto day = days_.lower_bound(from); day != days_.end() && day->first < to; ++day) {
-      for (const auto& [group, sum] : day->second) fn(group, sum);
-    }
+    ForEachDaySum(from, to, [&](int64_t, Group group, const Cell& sum) { fn(group, sum); });
   };
   const int64_t first_day = DayCeil(from_us);
   const int64_t end_day = to_us == kEnd ? kEnd : DayCeil(to_us);

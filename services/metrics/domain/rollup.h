@@ -93,9 +93,8 @@ class Rollup {
   // the order of the days.
   template <typename Fn>
   void ForEachDay(int64_t from_us, int64_t to_us, Fn fn) const {
-    for (auto day = days_.lower_bound(from_us); day != days_.end() && day->first < to_us; ++day) {
-      for (const auto& [group, sum] : day->second) fn(day->first, *group, sum);
-    }
+    ForEachDaySum(from_us, to_us,
+                  [&](int64_t day, Group group, const Cell& sum) { fn(day, *group, sum); });
   }
 
   // The same for the months starting in [from_us, to_us), from the monthly sums.
@@ -119,6 +118,14 @@ class Rollup {
   bool DaysDecide(int64_t instant_us) const;
 
  private:
+  // Calls fn(day start, group, sum) for the days starting in [from_us, to_us), in order.
+  template <typename Fn>
+  void ForEachDaySum(int64_t from_us, int64_t to_us, Fn fn) const {
+    for (auto day = days_.lower_bound(from_us); day != days_.end() && day->first < to_us; ++day) {
+      for (const auto& [group, sum] : day->second) fn(day->first, group, sum);
+    }
+  }
+
   bool state_;
   absl::node_hash_set<DimValues> groups_;  // node-based: a group's address never changes
   // Keyed by time first and by group within it: a fact finds its sum by one integer search
