@@ -98,6 +98,26 @@ std::optional<Fact> State(DimValues dims) {
   return fact;
 }
 
+// Position of a stage in the pipeline revision an entry was made under (the latest revision
+// when that one is unknown); nullopt when the stage is not in it.
+std::optional<int> StageIndex(const Pipelines& pipelines, const pv::StageEntry& entry,
+                              const std::string& stage_id) {
+  auto pipeline = pipelines.find(entry.pipeline_id());
+  if (pipeline == pipelines.end() || pipeline->second.revisions().empty()) return std::nullopt;
+  const pv::PipelineRevision* revision = nullptr;
+  for (const pv::PipelineRevision& candidate : pipeline->second.revisions()) {
+    if (candidate.revision() == entry.pipeline_revision()) {
+      revision = &candidate;
+      break;
+    }
+    if (revision == nullptr || candidate.revision() > revision->revision()) revision = &candidate;
+  }
+  for (int i = 0; i < revision->stage_ids_size(); ++i) {
+    if (revision->stage_ids(i) == stage_id) return i;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string TypeLabel(int type) {
@@ -256,30 +276,6 @@ KpiFacts OpportunityFacts(const pv::OpportunityView& opportunity, int from_point
   AddChanges(facts, kPipelineValue, opportunity.points(), from_point, OpportunityState);
   return facts;
 }
-
-namespace {
-
-// Position of a stage in the pipeline revision an entry was made under (the latest revision
-// when that one is unknown); nullopt when the stage is not in it.
-std::optional<int> StageIndex(const Pipelines& pipelines, const pv::StageEntry& entry,
-                              const std::string& stage_id) {
-  auto pipeline = pipelines.find(entry.pipeline_id());
-  if (pipeline == pipelines.end() || pipeline->second.revisions().empty()) return std::nullopt;
-  const pv::PipelineRevision* revision = nullptr;
-  for (const pv::PipelineRevision& candidate : pipeline->second.revisions()) {
-    if (candidate.revision() == entry.pipeline_revision()) {
-      revision = &candidate;
-      break;
-    }
-    if (revision == nullptr || candidate.revision() > revision->revision()) revision = &candidate;
-  }
-  for (int i = 0; i < revision->stage_ids_size(); ++i) {
-    if (revision->stage_ids(i) == stage_id) return i;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 KpiFacts StageFacts(const pv::OpportunityView& opportunity, const Pipelines& pipelines) {
   KpiFacts facts;

@@ -84,10 +84,9 @@ class Projection {
   const absl::flat_hash_map<std::string, pv::CaseView>& cases() const { return cases_; }
 
   // Indexes.
-  // occurred_at of the DONE activities linked to a lead / an opportunity; nullptr when none.
-  const Times* LeadActivityTimes(const std::string& lead_id) const;
+  // occurred_at of the DONE activities linked to an opportunity; nullptr when none.
   const Times* OpportunityActivityTimes(const std::string& opportunity_id) const;
-  // The daily sums of a KPI of domain/facts.h; nullptr when it has no facts yet.
+  // The daily and monthly sums of a KPI of domain/facts.h; nullptr when it has no facts yet.
   const Rollup* DailySums(const std::string& kpi) const;
   // The user actors with a write recorded in the period starting at `start`.
   const absl::btree_set<std::string>* ActiveActors(PeriodKind kind, absl::Time start) const;
@@ -97,6 +96,8 @@ class Projection {
   // the kind is unknown.
   template <typename Self, typename Fn>
   static bool Visit(Self& self, pv::StreamView::KindCase kind, Fn&& fn);
+  // occurred_at of the DONE activities linked to a lead (its speed to lead); nullptr when none.
+  const Times* LeadActivityTimes(const std::string& lead_id) const;
   // Adds a view's entries to (or removes them from) the indexes; most kinds have none.
   void Index(const std::string& id, const pv::ActivityView& activity, bool add);
   template <typename View>
