@@ -40,6 +40,9 @@ def event_store_section(lines, get, rate, ms):
     for t in (1, 16, 64):
         b = get("BM_Append", "", t)
         lines.append(f"| EventStore::Append, {t} blocking writer thread{'s' if t > 1 else ''} | {rate(b)} | {ms(b, 'p50_ms')} | {ms(b, 'p99_ms')} | {per_fsync(b)} |")
+    shaped = get("BM_AppendContactShaped", "64")
+    if shaped:
+        lines.append(f"| EventStore::AppendAsync, a contact create's writes (a 400 B event, state, 8 index keys, request id), 64 in flight, WAL not synced: the writer thread's CPU is the limit | {rate(shaped)} | | | |")
 
     lines += ["", "Ratios to the raw limits (same run):", ""]
     ours1, raw1 = get("BM_AppendInFlight", "1"), raw_write

@@ -486,5 +486,54 @@ TEST(EventStoreGroupCommitTest, ACommandRefusedInAGroupDoesNotAffectItsNeighbour
   EXPECT_EQ((*events)[1].position(), 3);
 }
 
+// A group's writes reach RocksDB sorted by key; two writes of one key keep their order.
+TEST(EventStoreGroupCommitTest, TheLaterWriteOfAKeyInAGroupWins) {
+  TempDir dir;
+  HeldClock held;
+  auto store = EventStore::Open(dir.Sub("store"), {}, held.clock());
+  ASSERT_THAT(store, IsOk());
+
+  std::atomic<int> done{0};
+  auto append = [&](AppendRequest request) {
+    (*store)->AppendAsync(std::move(request), [&](absl::StatusOr<AppendResult> result) {
+      EXPECT_THAT(result, IsOk());
+      done.fetch_add(1);
+    });
+  };
+  append(Request("warmup", kNoStream, {Event("E", kMonday)}));
+  held.WaitUntilHeld();
+  AppendRequest create = Request("x", kNoStream, {Event("Created", kMonday)});
+  create.writes = {{Table::kState, "x", "v1"}, {Table::kIndex, "owner/bob/x", ""}};
+  AppendRequest other = Request("y", kNoStream, {Event("Created", kMonday)});
+  other.writes = {{Table::kState, "y", "v1"}, {Table::kIndex, "owner/alice/y", ""}};
+  AppendRequest reassign = Request("x", 1, {Event("Reassigned", kMonday)});
+  reassign.writes = {{Table::kState, "x", "v2"},
+                     {Table::kIndex, "owner/bob/x", std::nullopt},
+                     {Table::kIndex, "owner/carol/x", ""}};
+  AppendRequest back = Request("x", 2, {Event("Reassigned", kMonday)});
+  back.writes = {{Table::kState, "x", "v3"},
+                 {Table::kIndex, "owner/carol/x", std::nullopt},
+                 {Table::kIndex, "owner/bob/x", ""}};
+  append(std::move(create));
+  append(std::move(other));
+  append(std::move(reassign));
+  append(std::move(back));
+  held.Release();
+  ASSERT_TRUE(crm::testing::WaitFor([&] { return done.load() == 5; }));
+
+  EXPECT_EQ((*store)->stats().groups_committed, 2u);
+  EXPECT_THAT((*store)->Get(Table::kState, "x"),
+              IsOkAndHolds(::testing::Optional(std::string("v3"))));
+  auto owners = (*store)->Scan(Table::kIndex, {.prefix = "owner/"}, 10);
+  ASSERT_THAT(owners, IsOk());
+  EXPECT_THAT(*owners, ElementsAre(Pair("owner/alice/y", ""), Pair("owner/bob/x", "")));
+  auto log = (*store)->ReadLog(2, 10);  // still in arrival order
+  ASSERT_THAT(log, IsOk());
+  ASSERT_EQ(log->size(), 4u);
+  EXPECT_EQ((*log)[0].stream_id(), "x");
+  EXPECT_EQ((*log)[1].stream_id(), "y");
+  EXPECT_EQ((*log)[3].stream_version(), 3);
+}
+
 }  // namespace
 }  // namespace crm::eventstore

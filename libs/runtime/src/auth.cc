@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "crm/common/files.h"
+#include "crm/common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace crm::runtime {
@@ -63,6 +64,9 @@ absl::StatusOr<std::string> Sign(const TokenClaims& claims, jwt_alg_t alg, std::
       jwt_add_grant(jwt.get(), "aud", claims.audience.c_str()) != 0 ||
       jwt_add_grant_int(jwt.get(), "iat", iat) != 0 ||
       jwt_add_grant_int(jwt.get(), "exp", exp) != 0 ||
+      (claims.not_before != absl::InfinitePast() &&
+       jwt_add_grant_int(jwt.get(), "nbf",
+                         static_cast<long>(absl::ToUnixSeconds(claims.not_before))) != 0) ||
       jwt_set_alg(jwt.get(), alg, reinterpret_cast<const unsigned char*>(key.data()),
                   static_cast<int>(key.size())) != 0) {
     return absl::InvalidArgumentError("cannot build token (is the key valid?)");
@@ -103,16 +107,36 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::Create(const AuthO
 absl::StatusOr<Principal> TokenVerifier::Verify(std::string_view authorization,
                                                 absl::Time now) const {
   if (authorization.empty()) return Unauthenticated("missing authorization: Bearer <token>");
-  const std::string header(authorization);
-  constexpr size_t kPrefix = 7;  // "Bearer "
-  if (!absl::StartsWithIgnoreCase(header, "Bearer ")) {
+  constexpr absl::string_view kPrefix = "Bearer ";
+  const absl::string_view header(authorization.data(), authorization.size());
+  if (!absl::StartsWithIgnoreCase(header, kPrefix)) {
     return Unauthenticated("authorization must be: Bearer <token>");
   }
-  const std::string token_str(absl::StripAsciiWhitespace(header.substr(kPrefix)));
-  if (token_str.empty()) return Unauthenticated("authorization must be: Bearer <token>");
+  const std::string token(absl::StripAsciiWhitespace(header.substr(kPrefix.size())));
+  if (token.empty()) return Unauthenticated("authorization must be: Bearer <token>");
+
+  auto check_time = [&](const Verified& verified) -> absl::StatusOr<Principal> {
+    if (verified.expires < now) return Unauthenticated("token expired");
+    if (verified.not_before > now) return Unauthenticated("token not valid yet");
+    return verified.principal;
+  };
+  {
+    absl::ReaderMutexLock lock(&remembered_mu_);
+    if (auto it = remembered_.find(token); it != remembered_.end()) return check_time(it->second);
+  }
+  CRM_ASSIGN_OR_RETURN(Verified verified, VerifySignatureAndClaims(token));
+  absl::StatusOr<Principal> principal = check_time(verified);
+  absl::MutexLock lock(&remembered_mu_);
+  if (remembered_.size() >= kRememberedTokens) remembered_.clear();
+  remembered_.emplace(token, std::move(verified));
+  return principal;
+}
+
+absl::StatusOr<TokenVerifier::Verified> TokenVerifier::VerifySignatureAndClaims(
+    const std::string& token) const {
   // The algorithm comes from the token header: peek at it, pick our key for that algorithm,
   // and refuse any other, so a public key can never be used as an HMAC secret.
-  const jwt_alg_t alg = HeaderAlgorithm(token_str);
+  const jwt_alg_t alg = HeaderAlgorithm(token);
   if (alg == JWT_ALG_INVAL) return Unauthenticated("malformed token");
   const std::string* key = nullptr;
   if (alg == JWT_ALG_HS256 && !options_.hs256_secret.empty()) key = &options_.hs256_secret;
@@ -121,7 +145,7 @@ absl::StatusOr<Principal> TokenVerifier::Verify(std::string_view authorization,
     return Unauthenticated(absl::StrCat("token algorithm ", jwt_alg_str(alg), " is not accepted"));
   }
   jwt_t* raw = nullptr;
-  if (jwt_decode(&raw, token_str.c_str(), reinterpret_cast<const unsigned char*>(key->data()),
+  if (jwt_decode(&raw, token.c_str(), reinterpret_cast<const unsigned char*>(key->data()),
                  static_cast<int>(key->size())) != 0 ||
       raw == nullptr) {
     return Unauthenticated("invalid token signature");
@@ -129,13 +153,13 @@ absl::StatusOr<Principal> TokenVerifier::Verify(std::string_view authorization,
   JwtPtr jwt(raw);
   if (jwt_get_alg(jwt.get()) != alg) return Unauthenticated("token algorithm changed");
 
+  Verified verified;
   const long exp = jwt_get_grant_int(jwt.get(), "exp");
   if (exp <= 0) return Unauthenticated("token has no exp");
-  if (absl::FromUnixSeconds(exp) + options_.leeway < now) return Unauthenticated("token expired");
+  verified.expires = absl::FromUnixSeconds(exp) + options_.leeway;
   const long nbf = jwt_get_grant_int(jwt.get(), "nbf");
-  if (nbf > 0 && absl::FromUnixSeconds(nbf) - options_.leeway > now) {
-    return Unauthenticated("token not valid yet");
-  }
+  verified.not_before =
+      nbf > 0 ? absl::FromUnixSeconds(nbf) - options_.leeway : absl::InfinitePast();
   const char* iss = jwt_get_grant(jwt.get(), "iss");
   if (iss == nullptr || options_.issuer != iss) return Unauthenticated("token issuer not accepted");
   if (!AudienceMatches(jwt.get(), options_.audience)) {
@@ -144,7 +168,8 @@ absl::StatusOr<Principal> TokenVerifier::Verify(std::string_view authorization,
   const char* sub = jwt_get_grant(jwt.get(), "sub");
   if (sub == nullptr || *sub == '\0') return Unauthenticated("token has no subject");
 
-  Principal principal{.subject = sub};
+  Principal& principal = verified.principal;
+  principal.subject = sub;
   if (const char* scope = jwt_get_grant(jwt.get(), "scope")) {
     for (absl::string_view s : absl::StrSplit(scope, ' ', absl::SkipEmpty())) {
       principal.scopes.insert(std::string(s));
@@ -157,7 +182,7 @@ absl::StatusOr<Principal> TokenVerifier::Verify(std::string_view authorization,
       return Unauthenticated("token kind must be user or service");
     }
   }
-  return principal;
+  return verified;
 }
 
 absl::StatusOr<std::string> SignHs256(const TokenClaims& claims, std::string_view secret) {

@@ -6,6 +6,9 @@
 
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
 #include "crm/testing/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -135,6 +138,51 @@ TEST(TokenVerifierTest, Rs256WithAPublicKeyFileAndNoAlgorithmConfusion) {
   // A different private key.
   EXPECT_THAT((*verifier)->Verify(Bearer(SignRs256(Claims(), GenerateRsaKeys().private_pem)), kNow),
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("signature")));
+}
+
+// A remembered token skips the signature check, never the clock.
+TEST(TokenVerifierTest, ARememberedTokenStillExpires) {
+  auto verifier = Hs256Verifier();
+  const std::string token = Bearer(SignHs256(Claims(), kSecret));  // exp: kNow + 12 h
+  EXPECT_THAT(verifier->Verify(token, kNow), IsOk());
+  EXPECT_THAT(verifier->Verify(token, kNow + absl::Hours(12) + absl::Seconds(31)),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("expired")));
+  EXPECT_THAT(verifier->Verify(token, kNow + absl::Hours(12) + absl::Seconds(29)), IsOk());
+}
+
+TEST(TokenVerifierTest, ARememberedTokenIsStillNotValidBeforeItsTime) {
+  auto verifier = Hs256Verifier();
+  TokenClaims claims = Claims();
+  claims.not_before = kNow + absl::Hours(1);
+  const std::string token = Bearer(SignHs256(claims, kSecret));
+  EXPECT_THAT(verifier->Verify(token, kNow),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("not valid yet")));
+  EXPECT_THAT(verifier->Verify(token, kNow + absl::Hours(1)), IsOk());
+  EXPECT_THAT(verifier->Verify(token, kNow + absl::Minutes(59) + absl::Seconds(31)),
+              IsOk());  // the 30 s leeway
+  EXPECT_THAT(verifier->Verify(token, kNow),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("not valid yet")));
+}
+
+TEST(TokenVerifierTest, ARememberedTokenVouchesForNoOtherToken) {
+  auto verifier = Hs256Verifier();
+  const std::string good = *SignHs256(Claims({"contacts:read"}), kSecret);
+  ASSERT_THAT(verifier->Verify("Bearer " + good, kNow), IsOk());
+  // The remembered token's header and signature around another payload (more scopes).
+  const std::string other = *SignHs256(Claims({"admin"}), "another-secret");
+  const std::vector<std::string> g = absl::StrSplit(good, '.');
+  const std::vector<std::string> o = absl::StrSplit(other, '.');
+  ASSERT_EQ(g.size(), 3u);
+  ASSERT_EQ(o.size(), 3u);
+  EXPECT_THAT(verifier->Verify(absl::StrCat("Bearer ", g[0], ".", o[1], ".", g[2]), kNow),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("signature")));
+  EXPECT_THAT(verifier->Verify("Bearer " + good.substr(0, good.size() - 4) + "AAAA", kNow),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("signature")));
+  // The same token again, with the header's optional whitespace: still alice's.
+  auto again = verifier->Verify("bearer  " + good + " ", kNow);
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->subject, "alice");
+  EXPECT_FALSE(again->scopes.contains("admin"));
 }
 
 TEST(TokenVerifierTest, NeedsAKey) {

@@ -1,9 +1,15 @@
 #include "crm/runtime/log.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <mutex>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/sinks/base_sink.h"
 
 namespace crm::runtime {
 namespace {
@@ -14,14 +20,21 @@ std::string& ServiceName() {
   return *name;
 }
 
-// Formats plain spdlog calls (e.g. spdlog::warn in libs/kafka) as the same JSON lines.
+constexpr char kStructuredLogger[] = "crm";
+
+// One formatter for both loggers: the structured logger's messages arrive as finished JSON
+// lines; plain spdlog calls (e.g. spdlog::warn in libs/kafka) become the same JSON lines.
 class JsonFormatter final : public spdlog::formatter {
  public:
   explicit JsonFormatter(std::string service) : service_(std::move(service)) {}
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const std::string line = FormatLogLine(
-        service_, msg.level, std::string_view(msg.payload.data(), msg.payload.size()), {});
-    dest.append(line.data(), line.data() + line.size());
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    if (msg.logger_name == kStructuredLogger) {
+      dest.append(payload.data(), payload.data() + payload.size());
+    } else {
+      const std::string line = FormatLogLine(service_, msg.level, payload, {});
+      dest.append(line.data(), line.data() + line.size());
+    }
     dest.push_back('\n');
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -30,6 +43,36 @@ class JsonFormatter final : public spdlog::formatter {
 
  private:
   std::string service_;
+};
+
+// Collects whole lines and writes them to stderr together: when the buffer fills, on a line
+// at warn or above (flush_on), once a second (flush_every) and on FlushLogs(). Writing each
+// line on its own cost a system call per request, on the event store's writer thread.
+class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  static constexpr size_t kBufferBytes = 64 * 1024;
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    formatter_->format(msg, buffer_);
+    if (buffer_.size() >= kBufferBytes) flush_();
+  }
+
+  void flush_() override {
+    const char* data = buffer_.data();
+    size_t left = buffer_.size();
+    while (left > 0) {
+      const ssize_t written = ::write(STDERR_FILENO, data, left);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0) break;  // stderr is gone: there is nowhere left to report it
+      data += written;
+      left -= static_cast<size_t>(written);
+    }
+    buffer_.clear();
+  }
+
+ private:
+  spdlog::memory_buf_t buffer_;
 };
 
 std::shared_ptr<spdlog::logger>& StructuredLogger() {
@@ -63,26 +106,37 @@ absl::Status InitLogging(std::string service, std::string_view level) {
     return absl::InvalidArgumentError(absl::StrCat(
         "log_level: ", std::string(level), " is not one of trace, debug, info, warn, error, off"));
   }
-  // Two loggers on stderr: structured lines arrive formatted, plain ones get formatted. Each
-  // needs its own sink, because spdlog keeps the formatter in the sink; stdio writes each
-  // line with one locked fwrite, so lines never interleave.
-  auto structured =
-      std::make_shared<spdlog::logger>("crm", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  structured->set_pattern("%v");
-  auto plain = std::make_shared<spdlog::logger>("default",
-                                                std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  plain->set_formatter(std::make_unique<JsonFormatter>(service));
+  // Two loggers, one sink: structured lines arrive formatted, plain ones get formatted, and
+  // both share one buffer, so lines never interleave.
+  auto sink = std::make_shared<BufferedStderrSink>();
+  sink->set_formatter(std::make_unique<JsonFormatter>(service));
+  auto structured = std::make_shared<spdlog::logger>(kStructuredLogger, sink);
+  auto plain = std::make_shared<spdlog::logger>("default", sink);
   for (auto* logger : {structured.get(), plain.get()}) {
     logger->set_level(parsed);
-    logger->flush_on(spdlog::level::info);
+    logger->flush_on(spdlog::level::warn);
   }
+  spdlog::drop(kStructuredLogger);  // a second InitLogging replaces the first
+  spdlog::register_logger(structured);  // flush_every flushes the registered loggers
   {
     absl::MutexLock lock(&g_mu);
     ServiceName() = std::move(service);
     StructuredLogger() = std::move(structured);
   }
   spdlog::set_default_logger(std::move(plain));
+  spdlog::flush_every(std::chrono::seconds(1));
+  static std::once_flag at_exit;
+  std::call_once(at_exit, [] { std::atexit(FlushLogs); });
   return absl::OkStatus();
+}
+
+void FlushLogs() {
+  std::shared_ptr<spdlog::logger> logger;
+  {
+    absl::MutexLock lock(&g_mu);
+    logger = StructuredLogger();
+  }
+  if (logger != nullptr) logger->flush();  // the sink both loggers share
 }
 
 void Log(spdlog::level::level_enum level, std::string_view message, nlohmann::json fields) {

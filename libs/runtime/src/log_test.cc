@@ -1,5 +1,10 @@
 #include "crm/runtime/log.h"
 
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace crm::runtime {
@@ -26,6 +31,40 @@ TEST(LogTest, HostileTextStaysOneValidLine) {
   const auto parsed = nlohmann::json::parse(line);
   EXPECT_EQ(parsed["msg"], "multi\nline \"quoted\"");
   EXPECT_TRUE(parsed["raw"].get<std::string>().ends_with(" end"));
+}
+
+std::vector<std::string> Messages(const std::string& captured) {
+  std::vector<std::string> messages;
+  std::istringstream lines(captured);
+  for (std::string line; std::getline(lines, line);) {
+    const auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(parsed.is_object()) << line;
+    if (parsed.is_object()) messages.push_back(parsed["msg"]);
+  }
+  return messages;
+}
+
+// Info lines wait in a buffer; a warning writes them and itself at once.
+TEST(LogTest, AWarningWritesTheLinesBeforeIt) {
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(InitLogging("svc", "info").ok());
+  LogInfo("first");
+  spdlog::info("second, from plain spdlog");
+  LogWarn("third");
+  EXPECT_THAT(Messages(::testing::internal::GetCapturedStderr()),
+              ::testing::ElementsAre("first", "second, from plain spdlog", "third"));
+}
+
+TEST(LogTest, FlushLogsWritesEveryLineWholeAndInOrder) {
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(InitLogging("svc", "info").ok());
+  std::vector<std::string> logged;
+  for (int i = 0; i < 5000; ++i) {  // several buffers full
+    logged.push_back(absl::StrCat("line ", i));
+    LogInfo(logged.back(), {{"padding", std::string(40, 'x')}});
+  }
+  FlushLogs();
+  EXPECT_EQ(Messages(::testing::internal::GetCapturedStderr()), logged);
 }
 
 TEST(LogTest, RefusesAnUnknownLevel) {

@@ -164,6 +164,7 @@ absl::Status ServiceHost::Start(const std::vector<grpc::Service*>& services) {
                       {"metrics_port", metrics_port_},
                       {"tls", !options_.tls.plaintext},
                       {"mtls", options_.tls.require_client_cert}});
+  FlushLogs();  // supervisors and tests wait for this line
   return absl::OkStatus();
 }
 
