@@ -52,6 +52,11 @@ class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
   static constexpr size_t kBufferBytes = 64 * 1024;
 
+  ~BufferedStderrSink() override {  // a second InitLogging replaces this sink
+    std::lock_guard lock(mutex_);
+    flush_();
+  }
+
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     formatter_->format(msg, buffer_);

@@ -67,6 +67,16 @@ TEST(LogTest, FlushLogsWritesEveryLineWholeAndInOrder) {
   EXPECT_EQ(Messages(::testing::internal::GetCapturedStderr()), logged);
 }
 
+TEST(LogTest, ASecondInitLoggingKeepsTheLinesBeforeIt) {
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(InitLogging("svc", "info").ok());
+  LogInfo("before");
+  ASSERT_TRUE(InitLogging("svc", "info").ok());
+  LogWarn("after");
+  EXPECT_THAT(Messages(::testing::internal::GetCapturedStderr()),
+              ::testing::ElementsAre("before", "after"));
+}
+
 TEST(LogTest, RefusesAnUnknownLevel) {
   EXPECT_FALSE(InitLogging("svc", "loud").ok());
   EXPECT_TRUE(InitLogging("svc", "warn").ok());
