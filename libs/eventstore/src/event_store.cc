@@ -506,7 +506,7 @@ class EventStore::Impl {
   }
 
   absl::StatusOr<AppendResult> Stage(AppendRequest& request, GroupView& view,
-                                     GroupWrites& batch) {
+                                     GroupWrites& writes) {
     if (!request.request_id.empty()) {
       CRM_ASSIGN_OR_RETURN(std::optional<IdempotencyRecord> earlier,
                            FindRequest(request.request_id, view));
@@ -551,8 +551,8 @@ class EventStore::Impl {
       *event.mutable_recorded_at() = recorded_at;
       event.set_request_id(request.request_id);
       const std::string position_key = EncodeBigEndian(position);
-      batch.Put(log_, position_key, event.SerializeAsString());
-      batch.Put(streams_, StreamVersionKey(request.stream_id, version),
+      writes.Put(log_, position_key, event.SerializeAsString());
+      writes.Put(streams_, StreamVersionKey(request.stream_id, version),
                 StreamIndexValue(position, event.occurred_at()));
       head = StreamHead{.version = version,
                         .last_occurred_at = FromProto(event.occurred_at()),
@@ -560,9 +560,9 @@ class EventStore::Impl {
     }
     for (Write& write : request.writes) {
       if (write.value) {
-        batch.Put(Handle(write.table), std::move(write.key), *std::move(write.value));
+        writes.Put(Handle(write.table), std::move(write.key), *std::move(write.value));
       } else {
-        batch.Delete(Handle(write.table), std::move(write.key));
+        writes.Delete(Handle(write.table), std::move(write.key));
       }
     }
     result.last_version = head.version;
@@ -578,7 +578,7 @@ class EventStore::Impl {
       record.set_last_position(result.last_position);
       *record.mutable_recorded_at() = recorded_at;
       record.set_fingerprint(request.request_fingerprint);
-      batch.Put(idempotency_, request.request_id, record.SerializeAsString());
+      writes.Put(idempotency_, request.request_id, record.SerializeAsString());
       view.requests[request.request_id] = std::move(record);
     }
     return result;
