@@ -382,7 +382,7 @@ def render(r):
                   f"MiB allocated, {written:,.0f} MiB written. Linear is likely high for memory "
                   "(part of its growth is caches, memtables and buffers that stop growing) and "
                   "for allocated disk (the preallocated write-ahead logs)."]
-    lines += ["", f"The bench's own process (the harness's log pumps) used "
+    lines += ["", f"The bench's own process (the harness, polling the services) used "
               f"{r['bench_cpu']:.0%} of a core over the {r['wall_s']:.0f} s it ran.",
               "", "Reproduce:", "", "```sh", r["command"], "```", ""]
     return "\n".join(lines)
